@@ -1,0 +1,82 @@
+"""State changes of users and memberships; each writes its audit event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from accounts.models import Firm, Membership, Role, User
+from accounts.tenancy.context import TenancyError, firm_context, require_firm, user_context
+from compliance.services import audit_record
+
+
+def membership_create(*, firm: Firm, user: User, role: str, actor: User | None = None) -> Membership:
+    if role not in Role.values:
+        raise ValueError(f"role: {role!r} is not one of {', '.join(Role.values)}")
+    with firm_context(firm), transaction.atomic():
+        membership = Membership.objects.create(user=user, role=role)
+        audit_record(
+            action="membership.created",
+            actor=actor,
+            object_type="membership",
+            object_id=membership.pk,
+            payload={"user": user.username, "user_id": user.pk, "role": role},
+        )
+    return membership
+
+
+def membership_update(
+    *, membership: Membership, actor: User | None, role: str | None = None, is_active: bool | None = None
+) -> Membership:
+    firm = require_firm()
+    if membership.firm_id != firm.pk:
+        raise TenancyError("membership belongs to another firm")
+    changes: dict[str, Any] = {}
+    if role is not None and role != membership.role:
+        if role not in Role.values:
+            raise ValueError(f"role: {role!r} is not one of {', '.join(Role.values)}")
+        changes["role"] = [membership.role, role]
+        membership.role = role
+    if is_active is not None and is_active != membership.is_active:
+        changes["is_active"] = [membership.is_active, is_active]
+        membership.is_active = is_active
+    if not changes:
+        return membership
+    with transaction.atomic():
+        membership.save(update_fields=[*changes.keys()])
+        audit_record(
+            action="membership.changed",
+            actor=actor,
+            object_type="membership",
+            object_id=membership.pk,
+            payload={"user_id": membership.user_id, "changes": changes},
+        )
+    return membership
+
+
+def user_auth_event_record(*, user: User | None, action: str, payload: dict[str, Any]) -> int:
+    """Record a login, logout or failed login in every firm the user belongs to.
+
+    A failed login names no firm, so each of the user's firms sees it. An attempt for
+    an unknown username belongs to no firm and is left to the security log.
+    """
+    if user is None or user.pk is None:
+        return 0
+    with user_context(user.pk), transaction.atomic():
+        firms = list(
+            Firm.objects.filter(
+                pk__in=Membership.objects_all_firms.filter(user=user).values("firm_id")
+            )
+        )
+        for firm in firms:
+            with firm_context(firm):
+                audit_record(
+                    action=action,
+                    actor=user if action != "auth.login_failed" else None,
+                    actor_label=user.get_username(),
+                    object_type="user",
+                    object_id=user.pk,
+                    payload=payload,
+                )
+    return len(firms)

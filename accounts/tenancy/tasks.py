@@ -1,0 +1,37 @@
+"""Celery tasks that run as one firm: set it from the arguments, clear it whatever happens."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import transaction
+
+from . import context
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def firm_task(func: _F) -> _F:
+    """Wrap a task body taking ``firm_id=`` so that it runs inside that firm, in one transaction.
+
+    The firm is looked up by id (a missing firm is an error, never a guess), set for
+    the ORM and, inside ``transaction.atomic()``, for the database. It is cleared
+    afterwards even when the task raised, so the next task on this worker starts
+    with no firm.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, firm_id: int, **kwargs: Any) -> Any:
+        from accounts.models import Firm
+
+        context.clear()
+        try:
+            firm = Firm.objects.get(pk=firm_id)
+            with context.firm_context(firm), transaction.atomic():
+                return func(*args, firm_id=firm_id, **kwargs)
+        finally:
+            context.clear()
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,69 @@
+"""The audit hash chain: canonical form and hashing. Pure Python, no Django.
+
+An event's hash is SHA-256 over the previous hash and the canonical JSON of its
+content. Canonical JSON sorts keys, uses no whitespace and escapes non-ASCII, and
+carries no floats: money and measurements are written as decimal strings, so the
+bytes hashed at write time are the bytes rebuilt from the database at check time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+HASHED_FIELDS = (
+    "firm_id",
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "payload",
+    "reasons",
+    "request_id",
+    "run_id",
+)
+
+
+def to_canonical(value: Any) -> Any:
+    """Reduce ``value`` to JSON types whose round trip through jsonb is exact."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float | Decimal):
+        return format(Decimal(repr(value)) if isinstance(value, float) else value, "f")
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [to_canonical(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    raise TypeError(f"audit payload value of type {type(value).__name__} is not serialisable")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
+    body = {name: fields[name] for name in HASHED_FIELDS}
+    if isinstance(body["created_at"], dt.datetime):
+        body["created_at"] = body["created_at"].astimezone(dt.UTC).isoformat()
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(b"\n")
+    digest.update(canonical_json(body).encode("ascii"))
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Assets, strategies, portfolios, holdings and rebalancing arrive with later issues."""
