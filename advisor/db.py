@@ -192,7 +192,10 @@ def database_settings(env: dict[str, str] | None = None) -> dict[str, dict[str, 
     default["ATOMIC_REQUESTS"] = True
     owner_settings = owner.as_django(conn_max_age=0)
     # Tests create the database through the owner (see tests/conftest.py).
-    owner_settings["TEST"] = {"DEPENDENCIES": []}
+    # TEST_DATABASE_NAME lets parallel test runs on one server keep apart.
+    test_name = env.get("TEST_DATABASE_NAME") or f"test_{owner.name}"
+    owner_settings["TEST"] = {"DEPENDENCIES": [], "NAME": test_name}
+    default["TEST"] = {"NAME": test_name}
     return {"default": default, "owner": owner_settings}
 
 

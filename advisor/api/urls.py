@@ -1,3 +1,5 @@
-from django.urls import path
+"""API routes: /api/v1/... plus /api/schema/ and /api/docs/ (completed by the API shell)."""
 
-urlpatterns: list = []
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []
