@@ -64,9 +64,9 @@ class Membership(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects: FirmScopedManager[Membership] = FirmScopedManager()
+    objects = FirmScopedManager["Membership"]()
     # A user's own memberships across firms (login, firm switcher). See tenancy tests.
-    objects_all_firms: AllFirmsManager[Membership] = AllFirmsManager()
+    objects_all_firms = AllFirmsManager["Membership"]()
 
     class Meta:
         base_manager_name = "objects"

@@ -11,7 +11,9 @@ from accounts.tenancy.context import TenancyError, firm_context, require_firm, u
 from compliance.services import audit_record
 
 
-def membership_create(*, firm: Firm, user: User, role: str, actor: User | None = None) -> Membership:
+def membership_create(
+    *, firm: Firm, user: User, role: str, actor: User | None = None
+) -> Membership:
     if role not in Role.values:
         raise ValueError(f"role: {role!r} is not one of {', '.join(Role.values)}")
     with firm_context(firm), transaction.atomic():
@@ -27,7 +29,11 @@ def membership_create(*, firm: Firm, user: User, role: str, actor: User | None =
 
 
 def membership_update(
-    *, membership: Membership, actor: User | None, role: str | None = None, is_active: bool | None = None
+    *,
+    membership: Membership,
+    actor: User | None,
+    role: str | None = None,
+    is_active: bool | None = None,
 ) -> Membership:
     firm = require_firm()
     if membership.firm_id != firm.pk:

@@ -114,7 +114,7 @@ def embedded_server() -> Any:
     EMBEDDED_DATA_DIR.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so every process of the
     # checkout shares it; `make db-stop` stops it.
-    return pgserver.get_server(EMBEDDED_DATA_DIR, cleanup_mode=None)
+    return pgserver.get_server(EMBEDDED_DATA_DIR, cleanup_mode=None)  # type: ignore[attr-defined]
 
 
 def _socket_dir(server: Any) -> str:
@@ -201,7 +201,7 @@ def database_settings(env: dict[str, str] | None = None) -> dict[str, dict[str, 
 
 def embedded_stop() -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
     from pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(EMBEDDED_DATA_DIR)

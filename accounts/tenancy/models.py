@@ -59,9 +59,9 @@ class FirmOwnedModel(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         firm = require_firm()
-        if self.firm_id is None:  # type: ignore[attr-defined]
-            self.firm_id = firm.pk  # type: ignore[attr-defined]
-        elif self.firm_id != firm.pk:  # type: ignore[attr-defined]
+        if self.firm_id is None:
+            self.firm_id = firm.pk
+        elif self.firm_id != firm.pk:
             from .context import TenancyError
 
             raise TenancyError("cannot save a row of a firm other than the current one")

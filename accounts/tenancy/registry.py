@@ -27,7 +27,10 @@ def firm_owned_models() -> list[type[models.Model]]:
 
 
 @cache
-def protected_table_names() -> frozenset[str]:
-    if not apps.ready:
-        return frozenset()
+def _table_names() -> frozenset[str]:
     return frozenset(m._meta.db_table for m in firm_owned_models())
+
+
+def protected_table_names() -> frozenset[str]:
+    # Not cached before the app registry is ready, or the empty answer would stick.
+    return _table_names() if apps.ready else frozenset()

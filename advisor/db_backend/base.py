@@ -65,7 +65,7 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         # A cursor of its own: the query's cursor may be a server-side (named) one,
         # whose DECLARE would not evaluate set_config until fetched.
         firm_id, user_id = wanted
-        with self.connection.cursor() as raw:  # type: ignore[union-attr]
+        with self.connection.cursor() as raw:
             raw.execute(
                 SET_TENANT_SQL,
                 ["" if firm_id is None else str(firm_id), "" if user_id is None else str(user_id)],
@@ -84,16 +84,16 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     # Any end of the transaction, or of a savepoint, reverts set_config(..., true).
     def _commit(self) -> None:
         self.tenant_applied = None
-        super()._commit()
+        super()._commit()  # type: ignore[misc]
 
     def _rollback(self) -> None:
         self.tenant_applied = None
-        super()._rollback()
+        super()._rollback()  # type: ignore[misc]
 
     def _savepoint_rollback(self, sid: str) -> None:
         self.tenant_applied = _UNKNOWN
-        super()._savepoint_rollback(sid)
+        super()._savepoint_rollback(sid)  # type: ignore[misc]
 
     def _close(self) -> None:
         self.tenant_applied = None
-        super()._close()
+        super()._close()  # type: ignore[misc]

@@ -13,5 +13,9 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = ""
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
-    "DEFAULT_THROTTLE_RATES": {"anon": "100000/minute", "user": "100000/minute", "auth": "100000/minute"},
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": "100000/minute",
+        "user": "100000/minute",
+        "auth": "100000/minute",
+    },
 }

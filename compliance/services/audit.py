@@ -46,7 +46,9 @@ def _chain_head(firm: Firm) -> tuple[int, str]:
     return (0, GENESIS_HASH) if last is None else (last[0], last[1])
 
 
-def _build(entry: AuditEntry, *, firm: Firm, seq: int, prev_hash: str, now: dt.datetime) -> AuditEvent:
+def _build(
+    entry: AuditEntry, *, firm: Firm, seq: int, prev_hash: str, now: dt.datetime
+) -> AuditEvent:
     actor_label = entry.actor_label or (entry.actor.get_username() if entry.actor else "system")
     fields: dict[str, Any] = {
         "firm_id": firm.pk,
@@ -66,7 +68,9 @@ def _build(entry: AuditEntry, *, firm: Firm, seq: int, prev_hash: str, now: dt.d
     return AuditEvent(prev_hash=prev_hash, hash=digest, **fields)
 
 
-def audit_record_many(*, entries: Sequence[AuditEntry], firm: Firm | None = None) -> list[AuditEvent]:
+def audit_record_many(
+    *, entries: Sequence[AuditEntry], firm: Firm | None = None
+) -> list[AuditEvent]:
     """Append ``entries`` to the current firm's chain, in order, in one bulk insert."""
     current = require_firm()
     if firm is not None and firm.pk != current.pk:
