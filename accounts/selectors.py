@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from accounts.models import Firm, Membership, User
 from accounts.tenancy.context import TenancyError, user_context
@@ -59,3 +60,16 @@ def membership_resolve(*, memberships: list[Membership], slug: str | None) -> Me
 
 def firm_get_by_slug(*, slug: str) -> Firm | None:
     return Firm.objects.filter(slug=slug, is_active=True).first()
+
+
+def membership_list_for_firm() -> QuerySet[Membership]:
+    """Every membership of the current firm (active or not), user loaded, by username.
+
+    A queryset, so that the API filters and paginates it; firm-scoped (raises without a firm).
+    """
+    return Membership.objects.select_related("user").order_by("user__username", "pk")
+
+
+def membership_get_for_firm(*, membership_id: int) -> Membership | None:
+    """A membership of the current firm by id; None for a missing id and another firm's alike."""
+    return membership_list_for_firm().filter(pk=membership_id).first()

@@ -86,3 +86,65 @@ def user_auth_event_record(*, user: User | None, action: str, payload: dict[str,
                     payload=payload,
                 )
     return len(firms)
+
+
+def firm_update(
+    *,
+    firm: Firm,
+    actor: User | None,
+    name: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Firm:
+    """Rename a firm and/or change its settings; audited as ``firm.updated`` with before/after.
+
+    ``settings`` is merged into the firm's settings (keys not given keep their value).
+    Nothing changed, nothing written. ``firm`` is refreshed in place and returned.
+    """
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ValueError("name: must not be blank")
+    with firm_context(firm), transaction.atomic():
+        locked = Firm.objects.select_for_update().get(pk=firm.pk)
+        old_settings: dict[str, Any] = dict(locked.settings or {})
+        new_name = locked.name if name is None else name
+        new_settings = {**old_settings, **(settings or {})}
+        before = {"name": locked.name, "settings": old_settings}
+        after = {"name": new_name, "settings": new_settings}
+        if after != before:
+            locked.name = new_name
+            locked.settings = new_settings
+            locked.save(update_fields=["name", "settings"])
+            audit_record(
+                action="firm.updated",
+                actor=actor,
+                object_type="firm",
+                object_id=firm.pk,
+                payload={"before": before, "after": after},
+            )
+    firm.name = locked.name
+    firm.settings = locked.settings
+    return firm
+
+
+def user_token_issue(*, user: User, client: dict[str, str] | None = None) -> str:
+    """The user's API token (created when they have none); audited as ``auth.token_issued``."""
+    from rest_framework.authtoken.models import Token
+
+    with transaction.atomic():
+        token, created = Token.objects.get_or_create(user=user)
+        user_auth_event_record(
+            user=user, action="auth.token_issued", payload={"created": created, **(client or {})}
+        )
+    return str(token.key)
+
+
+def user_token_revoke(*, user: User, client: dict[str, str] | None = None) -> bool:
+    """Delete the user's API token; audited as ``auth.token_revoked``. False if they had none."""
+    from rest_framework.authtoken.models import Token
+
+    with transaction.atomic():
+        deleted, _ = Token.objects.filter(user=user).delete()
+        if deleted:
+            user_auth_event_record(user=user, action="auth.token_revoked", payload=client or {})
+    return bool(deleted)

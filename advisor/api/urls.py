@@ -1,5 +1,34 @@
-"""API routes: /api/v1/... plus /api/schema/ and /api/docs/ (completed by the API shell)."""
+"""API routes: /api/v1/..., the OpenAPI schema at /api/schema/ and its docs at /api/docs/.
 
-from django.urls import URLPattern, URLResolver
+Included at ``api/`` by advisor/urls.py, under the ``api`` namespace. Any other path
+under /api/ answers 404 in the API's error format.
+"""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import api as accounts_api
+from advisor.api.errors import route_not_found
+
+app_name = "api"
+
+v1: list[URLPattern | URLResolver] = [
+    path("auth/token/", accounts_api.TokenObtainView.as_view(), name="auth-token"),
+    path("auth/token/revoke/", accounts_api.TokenRevokeView.as_view(), name="auth-token-revoke"),
+    path("me/", accounts_api.MeView.as_view(), name="me"),
+    path("memberships/", accounts_api.MyMembershipListView.as_view(), name="memberships"),
+    path("firm/", accounts_api.FirmView.as_view(), name="firm"),
+    path("firm/members/", accounts_api.FirmMemberListView.as_view(), name="firm-member-list"),
+    path(
+        "firm/members/<int:pk>/",
+        accounts_api.FirmMemberDetailView.as_view(),
+        name="firm-member-detail",
+    ),
+]
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("v1/", include(v1)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^", route_not_found, name="not-found"),
+]
