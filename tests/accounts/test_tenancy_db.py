@@ -7,6 +7,8 @@ ORM does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
@@ -17,7 +19,7 @@ from compliance.models import AuditEvent
 from compliance.services import audit_record
 
 
-def raw(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+def raw(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return list(cursor.fetchall()) if cursor.description else []
@@ -25,11 +27,11 @@ def raw(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]
 
 def count(table: str) -> int:
     (row,) = raw(f"SELECT count(*) FROM {table}")
-    return int(row[0])  # type: ignore[call-overload]
+    return int(row[0])
 
 
 def firm_ids(table: str) -> set[int]:
-    return {int(r[0]) for r in raw(f"SELECT DISTINCT firm_id FROM {table}")}  # type: ignore[call-overload]
+    return {int(r[0]) for r in raw(f"SELECT DISTINCT firm_id FROM {table}")}
 
 
 @pytest.fixture
