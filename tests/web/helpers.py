@@ -15,18 +15,12 @@ _FIGURE = re.compile(r'data-figure="(?P<key>\w+)" data-value="(?P<value>-?\d+)"'
 _NAV = re.compile(r'data-nav="(?P<key>\w+)"')
 _H1 = re.compile(r"<h1>(?P<text>.*?)</h1>", re.S)
 
-# Each role's own navigation entries (Home is everyone's).
-ROLE_NAV = {
-    "firm_admin": {"members", "firm_settings"},
-    "advisor": {"clients", "rebalancing"},
-    "compliance": {"audit_trail", "compliance_rules"},
-    "investor": {"my_portfolio", "risk_profile"},
-}
-ROLE_NAV_LABELS = {
-    "firm_admin": ["Members", "Firm settings"],
-    "advisor": ["Clients", "Rebalancing"],
-    "compliance": ["Audit trail", "Compliance rules"],
-    "investor": ["My portfolio", "Risk profile"],
+# Each role's own navigation entries, data-nav key -> label (Home is everyone's).
+ROLE_NAV: dict[str, dict[str, str]] = {
+    "firm_admin": {"members": "Members", "firm_settings": "Firm settings"},
+    "advisor": {"clients": "Clients", "rebalancing": "Rebalancing"},
+    "compliance": {"audit_trail": "Audit trail", "compliance_rules": "Compliance rules"},
+    "investor": {"my_portfolio": "My portfolio", "risk_profile": "Risk profile"},
 }
 ROLE_HEADING = {
     "firm_admin": "Firm administration",

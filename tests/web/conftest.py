@@ -1,0 +1,75 @@
+"""Browser fixtures: the system Chromium driven by Playwright against pytest-django's live server.
+
+Chromium is Debian's package at /usr/bin/chromium (``make browser`` installs it). When
+it is missing the browser tests fail with that message: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API keeps an event loop in this thread; Django would take every ORM
+# call of the test itself for one made from async code.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Set WEB_SCREENSHOTS=/some/dir to keep a PNG of each page the browser tests look at.
+SCREENSHOTS = os.environ.get("WEB_SCREENSHOTS", "")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: the browser tests need Debian's 'chromium' "
+            "package (run `make browser`, or `apt-get install chromium` as root)",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser, live_server) -> Iterator[object]:
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1360, "height": 900}, locale="en-US"
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def screenshot():
+    """``screenshot(page, "name")`` keeps a PNG when WEB_SCREENSHOTS names a folder."""
+
+    def take(page, name: str) -> None:
+        if SCREENSHOTS:
+            folder = Path(SCREENSHOTS)
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+    return take
