@@ -1,0 +1,173 @@
+"""Every API route, read from the URL configuration, and how to fill its parameters.
+
+The isolation matrix and the authentication tests are parametrised from
+:func:`api_routes`, so a route added to /api/v1/ is covered the day it is added.
+
+A route with path parameters needs an entry in :data:`OBJECTS` saying how to build an
+object of a given firm for it; without one the tests fail loudly, naming the route.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.converters import IntConverter, UUIDConverter
+from django.urls.resolvers import RegexPattern, RoutePattern
+from rest_framework.permissions import AllowAny
+
+from accounts.models import Membership, Role, User
+from accounts.tenancy import firm_context
+from tests.conftest import PASSWORD, FirmWorld
+
+API_PREFIX = "api/v1/"
+UNSAFE_METHODS = ("post", "put", "patch", "delete")
+HTTP_METHODS = ("get", *UNSAFE_METHODS)
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # namespaced, for reverse(): "api:firm-member-detail"
+    template: str  # "api/v1/firm/members/<int:pk>/"
+    params: tuple[tuple[str, Any], ...]  # (name, converter or None for regex groups)
+    view_class: type
+    methods: tuple[str, ...]  # lower-case HTTP methods the view answers
+
+    @property
+    def public(self) -> bool:
+        """Takes no authentication at all (obtaining a token)."""
+        permissions = getattr(self.view_class, "permission_classes", [])
+        return not getattr(self.view_class, "authentication_classes", None) and all(
+            p is AllowAny for p in permissions
+        )
+
+    @property
+    def unsafe_methods(self) -> tuple[str, ...]:
+        return tuple(m for m in self.methods if m in UNSAFE_METHODS)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _walk(
+    patterns: list[URLPattern | URLResolver], prefix: str, namespace: str, params: tuple[Any, ...]
+) -> Iterator[tuple[str, str, tuple[Any, ...], Any]]:
+    for entry in patterns:
+        pattern = entry.pattern
+        if isinstance(pattern, RoutePattern):
+            text = str(pattern)
+            found: tuple[Any, ...] = tuple(pattern.converters.items())
+        elif isinstance(pattern, RegexPattern):
+            text = str(pattern).lstrip("^").rstrip("$")
+            found = tuple((name, None) for name in pattern.regex.groupindex)
+        else:  # pragma: no cover - LocalePrefixPattern
+            text, found = "", ()
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from _walk(entry.url_patterns, prefix + text, inner, params + found)
+        else:
+            name = f"{namespace}{entry.name}" if entry.name else ""
+            yield prefix + text, name, params + found, entry.callback
+
+
+def _methods(callback: Any, template: str) -> tuple[type, tuple[str, ...]]:
+    view_class = getattr(callback, "cls", None)
+    if view_class is None:
+        raise AssertionError(
+            f"{template}: not a Django REST framework view; the isolation matrix only "
+            "knows DRF views under /api/v1/"
+        )
+    actions = getattr(callback, "actions", None)
+    if actions:  # a ViewSet: the methods it was routed with
+        return view_class, tuple(m for m in HTTP_METHODS if m in actions)
+    return view_class, tuple(m for m in HTTP_METHODS if hasattr(view_class, m))
+
+
+def api_routes() -> list[Route]:
+    routes = []
+    for template, name, params, callback in _walk(get_resolver().url_patterns, "", "", ()):
+        if not template.startswith(API_PREFIX):
+            continue
+        if not name:
+            raise AssertionError(f"{template}: every API route needs a name (for reverse())")
+        view_class, methods = _methods(callback, template)
+        routes.append(Route(name, template, params, view_class, methods))
+    return routes
+
+
+# --- objects for routes with path parameters --------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """How to reach an object of a firm through a route with path parameters.
+
+    ``kwargs(world)`` builds (or finds) an object of ``world``'s firm and returns the
+    route's URL kwargs for it; it runs inside ``firm_context(world.firm)``.
+    ``payloads`` are request bodies per unsafe method (those that would change it).
+    """
+
+    kwargs: Callable[[FirmWorld], dict[str, Any]]
+    payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _member(world: FirmWorld) -> dict[str, Any]:
+    membership = Membership.objects.get(user=world.user(Role.ADVISOR))
+    return {"pk": membership.pk}
+
+
+OBJECTS: dict[str, ObjectSpec] = {
+    "api:firm-member-detail": ObjectSpec(
+        kwargs=_member, payloads={"patch": {"role": Role.FIRM_ADMIN}, "put": {"role": "investor"}}
+    ),
+}
+
+# Request bodies of unsafe methods on routes without path parameters, by route name;
+# a callable receives the acting user. Others send {}.
+PAYLOADS: dict[str, dict[str, Any]] = {
+    "api:auth-token": {"post": lambda user: {"username": user.username, "password": PASSWORD}},
+    "api:firm": {"patch": {"name": "Renamed", "settings": {"risk_profile_valid_months": 3}}},
+}
+
+
+def object_spec(route: Route) -> ObjectSpec:
+    spec = OBJECTS.get(route.name)
+    if spec is None:
+        raise AssertionError(
+            f"API route {route.name} ({route.template}) takes path parameters "
+            f"{[name for name, _ in route.params]}: teach the isolation matrix to build an "
+            "object of a given firm for it (tests/api/routes.py, OBJECTS)"
+        )
+    return spec
+
+
+def object_kwargs(route: Route, world: FirmWorld) -> dict[str, Any]:
+    with firm_context(world.firm):
+        kwargs = object_spec(route).kwargs(world)
+    missing = {name for name, _ in route.params} - set(kwargs)
+    assert not missing, f"OBJECTS[{route.name!r}] gave no value for {sorted(missing)}"
+    return kwargs
+
+
+def missing_kwargs(route: Route) -> dict[str, Any]:
+    """URL kwargs naming no object at all."""
+    values: dict[str, Any] = {}
+    for name, converter in route.params:
+        if isinstance(converter, IntConverter):
+            values[name] = 9 * 10**15
+        elif isinstance(converter, UUIDConverter):
+            values[name] = uuid.UUID(int=0)
+        else:
+            values[name] = "no-such-object"
+    return values
+
+
+def payload(route: Route, method: str, actor: User) -> dict[str, Any]:
+    if route.params:
+        body = object_spec(route).payloads.get(method, {})
+    else:
+        body = PAYLOADS.get(route.name, {}).get(method, {})
+    return body(actor) if callable(body) else dict(body)
