@@ -85,7 +85,12 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, Mapping):
         for key, value in detail.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            if key == NON_FIELD_KEY:  # a nested object's own errors belong to the object
+                name = prefix or NON_FIELD_KEY
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            for field, messages in _flatten(value, name).items():
+                out.setdefault(field, []).extend(messages)
     elif isinstance(detail, Sequence) and not isinstance(detail, str):
         if all(not isinstance(item, Mapping | list) for item in detail):
             out[prefix or NON_FIELD_KEY] = [str(item) for item in detail]

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.fields import empty
+from rest_framework.settings import api_settings
 
 
 class StrictInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -17,6 +19,14 @@ class StrictInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """
 
     default_error_messages = {"unknown_field": "Unknown field."}
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if self.parent is None and data is not empty and not isinstance(data, Mapping):
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: ["The request body must be a JSON object."]},
+                code="invalid",
+            )
+        return super().run_validation(data)
 
     def writable_field_names(self) -> set[str]:
         return {name for name, field in self.fields.items() if not field.read_only}
