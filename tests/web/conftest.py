@@ -50,12 +50,21 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, live_server) -> Iterator[object]:
+def page_problems() -> list[str]:
+    """Every script error and failed load (a missing static file, a broken htmx call) of
+    the ``page`` fixture's page: tests assert there was none."""
+    return []
+
+
+@pytest.fixture
+def page(browser, live_server, page_problems) -> Iterator[object]:
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 1360, "height": 900}, locale="en-US"
     )
     context.set_default_timeout(15_000)
     page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and page_problems.append(m.text))
+    page.on("pageerror", lambda e: page_problems.append(str(e)))
     try:
         yield page
     finally:

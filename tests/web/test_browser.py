@@ -69,7 +69,9 @@ def _check_navigation(page: Page, role: str) -> None:
 
 
 @pytest.mark.parametrize("role", Role.values)
-def test_each_role_signs_in_sees_its_home_and_signs_out(page: Page, screenshot, role):
+def test_each_role_signs_in_sees_its_home_and_signs_out(
+    page: Page, page_problems, screenshot, role
+):
     world = _world()
     user = world.user(role)
     _sign_in(page, user.username)
@@ -106,6 +108,7 @@ def test_each_role_signs_in_sees_its_home_and_signs_out(page: Page, screenshot, 
 
     screenshot(page, f"home-{role}")
     _sign_out(page)
+    assert page_problems == []
 
 
 def test_wrong_password_shows_a_generic_error(page: Page, screenshot):
@@ -122,7 +125,9 @@ def test_wrong_password_shows_a_generic_error(page: Page, screenshot):
     assert event_count(world.firm, action="auth.login_failed") == 1
 
 
-def test_user_of_two_firms_chooses_then_switches_in_the_header(page: Page, screenshot):
+def test_user_of_two_firms_chooses_then_switches_in_the_header(
+    page: Page, page_problems, screenshot
+):
     with transaction.atomic():
         alpha, beta = make_firm_world("alpha"), make_firm_world("beta")
         dual = User.objects.create_user(username="dual", password=PASSWORD)
@@ -143,3 +148,4 @@ def test_user_of_two_firms_chooses_then_switches_in_the_header(page: Page, scree
     screenshot(page, "firm-switched")
     assert event_count(alpha.firm, action="auth.firm_switched") == 1
     assert event_count(beta.firm, action="auth.firm_switched") == 1
+    assert page_problems == []

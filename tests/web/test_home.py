@@ -223,3 +223,30 @@ def test_user_without_membership_sees_an_explanation(client, db):
     response = client.get(reverse("home"))
     assert response.status_code == 200
     assert "No firm to show" in html(response)
+
+
+def test_500_page_renders_without_a_request_context(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/"))
+    assert response.status_code == 500
+    page = html(response)
+    assert "Something went wrong" in page
+    assert "css/app.css" in page
+    assert "data-nav=" not in page
+
+
+def test_form_without_csrf_token_gets_our_403_page(firm_a):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(reverse("login"), {"username": "advisor.alpha", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "Your session has expired" in html(response)
+
+
+def test_single_firm_user_is_sent_home_from_the_choose_page(client, firm_a):
+    client.force_login(firm_a.user("investor"))
+    response = client.get(reverse("firm_choose"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
