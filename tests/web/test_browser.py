@@ -149,3 +149,17 @@ def test_user_of_two_firms_chooses_then_switches_in_the_header(
     assert event_count(alpha.firm, action="auth.firm_switched") == 1
     assert event_count(beta.firm, action="auth.firm_switched") == 1
     assert page_problems == []
+
+
+def test_missing_page_keeps_the_layout(page: Page, screenshot):
+    world = _world()
+    _sign_in(page, world.user("investor").username)
+    expect(page.get_by_role("heading", level=1)).to_have_text("My account")
+    response = page.goto("/no/such/page/")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    expect(page.locator('[data-nav="my_portfolio"]')).to_be_visible()
+    screenshot(page, "not-found")
+    page.get_by_role("link", name="Back to home").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("My account")
