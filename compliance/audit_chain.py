@@ -36,7 +36,11 @@ HASHED_FIELDS = (
 
 def to_canonical(value: Any) -> Any:
     """Reduce ``value`` to JSON types whose round trip through jsonb is exact."""
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("audit text may not contain NUL (\\u0000): jsonb cannot store it")
+        return value
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float | Decimal):
         return format(Decimal(repr(value)) if isinstance(value, float) else value, "f")
@@ -47,7 +51,7 @@ def to_canonical(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(k): to_canonical(v) for k, v in value.items()}
+        return {to_canonical(str(k)): to_canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         items = [to_canonical(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, set | frozenset) else items

@@ -22,6 +22,8 @@ from accounts.tenancy.context import TenancyError, current_firm_id, current_user
 # unknown here, so the next query sets it again whatever it wants.
 _UNKNOWN: tuple[int | None, int | None] = (-1, -1)
 
+_TRANSACTION_CONTROL = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT ")
+
 SET_TENANT_SQL = "SELECT set_config('app.firm_id', %s, true), set_config('app.user_id', %s, true)"
 
 
@@ -47,6 +49,10 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         context: dict[str, Any],
     ) -> Any:
         wanted = (current_firm_id(), current_user_id())
+        if isinstance(sql, str) and sql.startswith(_TRANSACTION_CONTROL):
+            # SAVEPOINT / RELEASE / ROLLBACK TO: never set the tenant in front of them, the
+            # transaction may be aborted, and a setting made just before a rollback is undone.
+            return execute(sql, params, many, context)
         if self.in_atomic_block:
             if self.tenant_applied != wanted and (
                 self.tenant_applied is not None or wanted != (None, None)
@@ -83,17 +89,25 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
 
     # Any end of the transaction, or of a savepoint, reverts set_config(..., true).
     def _commit(self) -> None:
-        self.tenant_applied = None
-        super()._commit()  # type: ignore[misc]
+        try:
+            super()._commit()  # type: ignore[misc]
+        finally:
+            self.tenant_applied = None
 
     def _rollback(self) -> None:
-        self.tenant_applied = None
-        super()._rollback()  # type: ignore[misc]
+        try:
+            super()._rollback()  # type: ignore[misc]
+        finally:
+            self.tenant_applied = None
 
     def _savepoint_rollback(self, sid: str) -> None:
-        self.tenant_applied = _UNKNOWN
-        super()._savepoint_rollback(sid)  # type: ignore[misc]
+        try:
+            super()._savepoint_rollback(sid)  # type: ignore[misc]
+        finally:
+            self.tenant_applied = _UNKNOWN
 
     def _close(self) -> None:
-        self.tenant_applied = None
-        super()._close()  # type: ignore[misc]
+        try:
+            super()._close()  # type: ignore[misc]
+        finally:
+            self.tenant_applied = None

@@ -253,7 +253,6 @@ def test_owner_is_subject_to_forced_row_level_security(firm_a):
 # request or task has a transaction open. The fix: let SAVEPOINT, ROLLBACK TO SAVEPOINT
 # and RELEASE SAVEPOINT through the wrapper untouched (the rollback already marks the
 # applied tenant unknown, so the next query sets it again).
-@pytest.mark.xfail(strict=True, reason="db_backend applies the tenant before ROLLBACK TO SAVEPOINT")
 @pytest.mark.django_db
 def test_savepoint_rollback_after_a_database_error_keeps_the_transaction(firm_a, firm_b):
     stranger = User.objects.create_user(username="stranger")
@@ -268,7 +267,6 @@ def test_savepoint_rollback_after_a_database_error_keeps_the_transaction(firm_a,
 # Same bug, second face: the tenant set just before ROLLBACK TO SAVEPOINT is undone
 # by that rollback while the backend believes it applied, so the next query runs
 # with the firm of the savepoint's start: another firm's rows.
-@pytest.mark.xfail(strict=True, reason="db_backend applies the tenant before ROLLBACK TO SAVEPOINT")
 @pytest.mark.django_db
 def test_savepoint_rollback_under_another_firm_does_not_leak(audited):
     firm_a, firm_b = audited

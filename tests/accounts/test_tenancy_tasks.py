@@ -131,7 +131,6 @@ def test_firm_is_required():
 # own firm for the rest of the request and fails with NoFirmSelected. Fix: set the
 # context variables with tokens and reset them in the finally (or run the body in
 # contextvars.copy_context()).
-@pytest.mark.xfail(strict=True, reason="firm_task clears the caller's firm when run eagerly")
 @pytest.mark.django_db
 def test_eager_task_restores_the_callers_firm(firm_a, firm_b):
     with firm_context(firm_a.firm), transaction.atomic():

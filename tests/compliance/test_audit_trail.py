@@ -390,7 +390,7 @@ def test_hash_changes_with_every_field_and_the_previous_hash():
         assert event_hash({**fields, name: changed}, GENESIS_HASH) != base, name
 
 
-# Text without NUL: PostgreSQL's jsonb cannot hold \u0000 (see the xfail test below).
+# Text without NUL: PostgreSQL's jsonb cannot hold \u0000 (see the NUL test below).
 _text = st.text(st.characters(exclude_characters="\x00", codec="utf-8"), max_size=20)
 _scalars = (
     st.none()
@@ -446,7 +446,6 @@ def test_payload_values_that_cannot_be_hashed_faithfully_are_refused():
 # to_canonical, and PostgreSQL then refuses the jsonb with a DataError that aborts the
 # caller's whole transaction. It should be refused up front with a clear ValueError
 # (or the character escaped), before any SQL is sent.
-@pytest.mark.xfail(strict=True, reason="to_canonical lets NUL through to jsonb")
 def test_text_with_nul_is_refused_before_reaching_the_database():
     with pytest.raises(ValueError, match="NUL"):
         to_canonical({"note": "a\x00b"})
