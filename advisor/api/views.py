@@ -92,11 +92,14 @@ class ApiView(APIView):
 
     def perform_authentication(self, request: Request) -> None:
         super().perform_authentication(request)
+        # Start from nothing: FirmMiddleware chose a firm for the *session* user, and the
+        # caller DRF authenticated (a token) may be someone else.
+        context.set_current_firm(None)
         _set_on_request(request, "firm", None)
         _set_on_request(request, "membership", None)
         user = request.user
-        if isinstance(user, User) and user.is_authenticated:
-            context.set_current_user_id(user.pk)
+        authenticated = isinstance(user, User) and user.is_authenticated
+        context.set_current_user_id(user.pk if authenticated else None)
         membership = resolve_membership(request, required=self.firm_required)
         if membership is not None:
             _set_on_request(request, "firm", membership.firm)

@@ -9,11 +9,12 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.throttling import ScopedRateThrottle
 
 from accounts.models import Membership, Role, User
-from accounts.tenancy import firm_context
+from accounts.tenancy import context, firm_context
+from advisor.api.views import ApiView
 from compliance.models import AuditEvent
 from tests.api.conftest import auth_headers
 from tests.api.routes import api_routes, object_kwargs
@@ -167,6 +168,42 @@ def test_session_authentication_works_and_uses_the_chosen_firm(
 
     header_wins = client.get(reverse("api:firm"), headers={"X-Firm": firm_a.firm.slug})
     assert header_wins.json()["slug"] == firm_a.firm.slug
+
+
+def test_a_token_caller_never_inherits_the_session_users_firm(
+    firm_a: FirmWorld, firm_b: FirmWorld
+) -> None:
+    """A browser signed in as one user sending another user's token acts as the token user."""
+    token_user = firm_b.user(Role.INVESTOR)
+    with firm_context(firm_a.firm):
+        Membership.objects.create(user=token_user, role=Role.INVESTOR)
+    client = APIClient()
+    client.force_login(firm_a.user(Role.FIRM_ADMIN))  # FirmMiddleware picks alpha for them
+    headers = auth_headers(token_user)
+
+    me = client.get(ME_URL, headers=headers).json()
+    assert (me["user"]["username"], me["firm"], me["role"]) == (token_user.username, None, None)
+    firm = client.get(reverse("api:firm"), headers=headers)
+    assert firm.status_code == 400
+    assert firm.json()["error"]["code"] == "firm_required"
+    members = client.get(reverse("api:firm-member-list"), headers=headers)
+    assert members.status_code == 400
+
+
+def test_api_authentication_replaces_the_firm_the_middleware_chose(
+    firm_a: FirmWorld, firm_b: FirmWorld
+) -> None:
+    token_user = firm_b.user(Role.INVESTOR)
+    with firm_context(firm_a.firm):
+        Membership.objects.create(user=token_user, role=Role.INVESTOR)
+    django_request = APIRequestFactory().get(ME_URL, headers=auth_headers(token_user))
+    view = ApiView()
+    request = view.initialize_request(django_request)
+    context.set_current_firm(firm_a.firm)  # as FirmMiddleware does for a session user
+    context.set_current_user_id(firm_a.user(Role.FIRM_ADMIN).pk)
+    view.perform_authentication(request)
+    assert context.current_firm() is None
+    assert context.current_user_id() == token_user.pk
 
 
 def test_session_writes_need_the_csrf_token(firm_a: FirmWorld) -> None:
