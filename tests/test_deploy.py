@@ -18,11 +18,16 @@ from advisor.management.commands.db_bootstrap import BootstrapError, app_role_en
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Set in-process by other tests (Playwright's event loop); never in a deployment.
+NOT_INHERITED = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    inherited = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**inherited, **env},
         capture_output=True,
         text=True,
         timeout=300,

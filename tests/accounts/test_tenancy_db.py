@@ -94,7 +94,7 @@ INSERT_MEMBERSHIP = (
 
 
 # The statements the database refuses run in a transaction of their own (a
-# transactional test): see test_savepoint_rollback_after_a_database_error below.
+# transactional test), so that nothing but the database itself is under test here.
 @pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 def test_insert_for_another_firm_is_rejected_by_the_database(firm_a, firm_b):
     stranger = User.objects.create_user(username="stranger")
@@ -245,14 +245,11 @@ def test_owner_is_subject_to_forced_row_level_security(firm_a):
         assert cursor.fetchone() == (1,)
 
 
-# Bug in advisor/db_backend/base.py (reported, not fixed here): the tenant wrapper also
-# runs before Django's own ROLLBACK TO SAVEPOINT. After a database error it sends
-# set_config into the aborted transaction, which fails, so the rollback never happens
-# and the whole outer transaction is lost: the everyday
-# ``try: with atomic(): ... except IntegrityError:`` pattern breaks whenever the
-# request or task has a transaction open. The fix: let SAVEPOINT, ROLLBACK TO SAVEPOINT
-# and RELEASE SAVEPOINT through the wrapper untouched (the rollback already marks the
-# applied tenant unknown, so the next query sets it again).
+# Regression (fixed in advisor/db_backend/base.py): the tenant wrapper used to run
+# before Django's own ROLLBACK TO SAVEPOINT. After a database error it sent set_config
+# into the aborted transaction, which failed, so the rollback never happened and the
+# whole outer transaction was lost: the everyday
+# ``try: with atomic(): ... except IntegrityError:`` pattern broke inside any request.
 @pytest.mark.django_db
 def test_savepoint_rollback_after_a_database_error_keeps_the_transaction(firm_a, firm_b):
     stranger = User.objects.create_user(username="stranger")
@@ -264,8 +261,8 @@ def test_savepoint_rollback_after_a_database_error_keeps_the_transaction(firm_a,
         assert count("accounts_membership") == 4
 
 
-# Same bug, second face: the tenant set just before ROLLBACK TO SAVEPOINT is undone
-# by that rollback while the backend believes it applied, so the next query runs
+# Same regression, second face: the tenant set just before ROLLBACK TO SAVEPOINT was
+# undone by that rollback while the backend believed it applied, so the next query ran
 # with the firm of the savepoint's start: another firm's rows.
 @pytest.mark.django_db
 def test_savepoint_rollback_under_another_firm_does_not_leak(audited):

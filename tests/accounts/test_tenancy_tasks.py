@@ -124,13 +124,11 @@ def test_firm_is_required():
         count_memberships.delay()
 
 
-# Bug in accounts/tenancy/tasks.py (reported, not fixed here): the decorator clears
-# the firm afterwards with context.clear() instead of restoring what was there. On a
-# worker that is the same thing, but tasks run eagerly whenever CELERY_BROKER_URL is
-# unset (development, `make run`): a view or service that calls task.delay() loses its
-# own firm for the rest of the request and fails with NoFirmSelected. Fix: set the
-# context variables with tokens and reset them in the finally (or run the body in
-# contextvars.copy_context()).
+# Regression (fixed in accounts/tenancy/tasks.py): the decorator used to clear the
+# firm afterwards instead of restoring what was there. On a worker that is the same
+# thing, but tasks run eagerly whenever CELERY_BROKER_URL is unset (development,
+# `make run`): a view that called task.delay() lost its own firm for the rest of the
+# request.
 @pytest.mark.django_db
 def test_eager_task_restores_the_callers_firm(firm_a, firm_b):
     with firm_context(firm_a.firm), transaction.atomic():

@@ -442,10 +442,9 @@ def test_payload_values_that_cannot_be_hashed_faithfully_are_refused():
         to_canonical({"x": object()})
 
 
-# Bug in compliance/audit_chain.py (reported, not fixed here): text with NUL passes
-# to_canonical, and PostgreSQL then refuses the jsonb with a DataError that aborts the
-# caller's whole transaction. It should be refused up front with a clear ValueError
-# (or the character escaped), before any SQL is sent.
+# Regression (fixed in compliance/audit_chain.py): text with NUL used to pass
+# to_canonical, and PostgreSQL then refused the jsonb with a DataError that aborted the
+# caller's whole transaction. It is refused up front, before any SQL is sent.
 def test_text_with_nul_is_refused_before_reaching_the_database():
     with pytest.raises(ValueError, match="NUL"):
         to_canonical({"note": "a\x00b"})
