@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 
 from accounts.models import Firm, Membership, Role, User
 from accounts.tenancy import context
@@ -58,7 +58,8 @@ def make_firm_world(slug: str) -> FirmWorld:
     """A firm with one user per role, built directly (no audit events)."""
     firm = Firm.objects.create(name=f"Firm {slug}", slug=slug)
     users: dict[str, User] = {}
-    with context.firm_context(firm):
+    # In a transaction, so that the firm reaches the database in transactional tests too.
+    with transaction.atomic(), context.firm_context(firm):
         for role in Role.values:
             user = User.objects.create_user(
                 username=f"{role}.{slug}", password=PASSWORD, email=f"{role}@{slug}.test"

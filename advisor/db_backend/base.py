@@ -11,6 +11,8 @@ there with a clear error instead of silently reading nothing.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,10 +29,20 @@ _TRANSACTION_CONTROL = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOI
 SET_TENANT_SQL = "SELECT set_config('app.firm_id', %s, true), set_config('app.user_id', %s, true)"
 
 
-def _protected_tables() -> frozenset[str]:
+@functools.cache
+def _protected_pattern(tables: frozenset[str]) -> re.Pattern[str] | None:
+    if not tables:
+        return None
+    names = "|".join(re.escape(t) for t in sorted(tables))
+    return re.compile(rf'(?<![\w$])"?({names})"?(?![\w$])', re.IGNORECASE)
+
+
+def _protected_table_in(sql: str) -> str | None:
     from accounts.tenancy.registry import protected_table_names
 
-    return protected_table_names()
+    pattern = _protected_pattern(protected_table_names())
+    match = pattern.search(sql) if pattern else None
+    return match.group(1) if match else None
 
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
@@ -59,10 +71,10 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
             ):
                 self.tenant_apply(wanted)
         elif wanted[0] is not None and isinstance(sql, str):
-            touched = [t for t in _protected_tables() if f'"{t}"' in sql]
+            touched = _protected_table_in(sql)
             if touched:
                 raise TenancyError(
-                    f"query of firm-owned table {touched[0]!r} outside a transaction: "
+                    f"query of firm-owned table {touched!r} outside a transaction: "
                     "wrap it in transaction.atomic() so that the firm reaches the database"
                 )
         return execute(sql, params, many, context)
