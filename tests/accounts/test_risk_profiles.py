@@ -306,3 +306,37 @@ def test_the_firm_setting_sets_validity(in_firm):
         profile.valid_until.month - profile.created_at.month
     )
     assert months == 3
+
+
+def test_statistics_of_a_version_with_enough_responses(in_firm):
+    from accounts.book_services import client_create
+    from accounts.profiling.psychometrics import cronbach_alpha
+    from accounts.risk_selectors import questionnaire_statistics
+
+    questionnaire = questionnaire_install_default()
+    rows = []
+    for n in range(12):
+        client = client_create(
+            household=in_firm.mine, actor=None, first_name=f"C{n}", last_name="X"
+        )
+        # Respondent n picks option (n + i) % k on tolerance item i: varied, partly consistent.
+        answers = {}
+        for index, question in enumerate(DEFAULT_QUESTIONS):
+            pick = (n // 3 + (index % 2) * (n % 2)) % len(question.options)
+            answers[question.code] = question.options[pick].code
+        rows.append(
+            [
+                q.options[[o.code for o in q.options].index(answers[q.code])].score
+                for q in DEFAULT_QUESTIONS
+                if q.dimension == "tolerance"
+            ]
+        )
+        response = response_start(client=client, questionnaire=questionnaire, actor=None)
+        response_submit(response=response, actor=None, answers=answers)
+    statistics = questionnaire_statistics(questionnaire=questionnaire)
+    assert statistics.responses == 12
+    assert statistics.enough_responses
+    assert statistics.tolerance is not None
+    assert statistics.tolerance.alpha == pytest.approx(cronbach_alpha(rows))
+    assert len(statistics.tolerance.item_statistics) == 10
+    assert sum(statistics.risk_levels.values()) == 12
