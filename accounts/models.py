@@ -426,3 +426,115 @@ class ProfileFlag(FirmOwnedModel):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+# --- profile to strategy -------------------------------------------------------------------
+
+
+class ModelPortfolio(FirmOwnedModel):
+    """Placeholder strategy until the strategies issue lands: asset-class target weights
+    (fractions summing to 1) and the band of risk levels it suits."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    weights = models.JSONField(help_text="asset class -> weight as a decimal string")
+    min_risk_level = models.PositiveSmallIntegerField()
+    max_risk_level = models.PositiveSmallIntegerField()
+    # What a bad year could look like, as a fraction (e.g. "-0.25"): plain-language result.
+    bad_year_return = models.DecimalField(max_digits=5, decimal_places=4)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FirmScopedManager["ModelPortfolio"]()
+
+    class Meta:
+        base_manager_name = "objects"
+        constraints = [
+            models.UniqueConstraint(fields=["firm", "name"], name="model_portfolio_name_unique"),
+            models.CheckConstraint(
+                condition=models.Q(min_risk_level__gte=1, max_risk_level__lte=10)
+                & models.Q(min_risk_level__lte=models.F("max_risk_level")),
+                name="model_portfolio_band_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def suits(self, risk_level: int) -> bool:
+        return self.min_risk_level <= risk_level <= self.max_risk_level
+
+
+class RiskLevelMapping(FirmOwnedModel):
+    """The firm's mapping from a risk level to the model portfolio it gets automatically."""
+
+    risk_level = models.PositiveSmallIntegerField()
+    model_portfolio = models.ForeignKey(ModelPortfolio, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = FirmScopedManager["RiskLevelMapping"]()
+
+    class Meta:
+        base_manager_name = "objects"
+        ordering = ["risk_level"]
+        constraints = [
+            models.UniqueConstraint(fields=["firm", "risk_level"], name="mapping_level_unique"),
+            models.CheckConstraint(
+                condition=models.Q(risk_level__gte=1, risk_level__lte=10),
+                name="mapping_level_range",
+            ),
+        ]
+
+
+class AssignmentSource(models.TextChoices):
+    MAPPING = "mapping", "Mapped from the risk level"
+    OVERRIDE = "override", "Advisor override"
+
+
+class AssignmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PENDING_APPROVAL = "pending_approval", "Waiting for compliance approval"
+    REJECTED = "rejected", "Rejected by compliance"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class StrategyAssignment(FirmOwnedModel):
+    """Which model portfolio a client follows, why, and who approved it."""
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="+")
+    profile = models.ForeignKey(RiskProfile, on_delete=models.PROTECT, related_name="+")
+    model_portfolio = models.ForeignKey(ModelPortfolio, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=20, choices=AssignmentSource.choices)
+    status = models.CharField(max_length=20, choices=AssignmentStatus.choices)
+    rationale = models.TextField(blank=True)
+    outside_band = models.BooleanField(default=False)
+    inputs = models.JSONField(default=dict)
+    assigned_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FirmScopedManager["StrategyAssignment"]()
+
+    class Meta:
+        base_manager_name = "objects"
+        indexes = [
+            models.Index(fields=["firm", "client", "status"], name="assignment_client_idx"),
+            models.Index(fields=["firm", "status"], name="assignment_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(source="override") | ~models.Q(rationale=""),
+                name="assignment_override_needs_rationale",
+            ),
+            models.UniqueConstraint(
+                fields=["firm", "client"],
+                condition=models.Q(status="active"),
+                name="assignment_one_active_per_client",
+            ),
+        ]
