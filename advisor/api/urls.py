@@ -8,7 +8,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
-from accounts import book_api, risk_api
+from accounts import book_api, risk_api, strategy_api
 from advisor.api.errors import route_not_found
 
 app_name = "api"
@@ -90,6 +90,23 @@ v1: list[URLPattern | URLResolver] = [
         "profile-flags/<int:pk>/resolve/",
         risk_api.FlagResolveView.as_view(),
         name="profile-flag-resolve",
+    ),
+    # Profile to strategy (accounts/strategy_api.py).
+    path(
+        "model-portfolios/",
+        strategy_api.ModelPortfolioListView.as_view(),
+        name="model-portfolio-list",
+    ),
+    path("risk-mapping/", strategy_api.RiskMappingView.as_view(), name="risk-mapping"),
+    path(
+        "strategy-assignments/",
+        strategy_api.AssignmentListView.as_view(),
+        name="strategy-assignment-list",
+    ),
+    path(
+        "strategy-assignments/<int:pk>/decision/",
+        strategy_api.AssignmentDecisionView.as_view(),
+        name="strategy-assignment-decision",
     ),
 ]
 

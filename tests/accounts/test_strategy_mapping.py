@@ -87,6 +87,7 @@ def test_a_flagged_profile_waits_for_the_advisor(in_firm):
 def test_an_override_needs_a_rationale(in_firm):
     profile = _profile(in_firm, MODERATE)
     portfolio = ModelPortfolio.objects.filter(min_risk_level__lte=profile.risk_level).last()
+    assert portfolio is not None
     with pytest.raises(ValidationError, match="needs a rationale"):
         strategy_override(profile=profile, model_portfolio=portfolio, actor=None, rationale=" ")
     with pytest.raises(IntegrityError), transaction.atomic():  # the database insists too

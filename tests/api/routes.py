@@ -20,9 +20,20 @@ from django.urls.converters import IntConverter, UUIDConverter
 from django.urls.resolvers import RegexPattern, RoutePattern
 from rest_framework.permissions import AllowAny
 
-from accounts.models import Client, Household, Membership, ProfileFlag, RiskProfile, Role, User
+from accounts.models import (
+    Client,
+    Household,
+    Membership,
+    ModelPortfolio,
+    ProfileFlag,
+    RiskProfile,
+    Role,
+    StrategyAssignment,
+    User,
+)
 from accounts.profiling.default_questionnaire import DEFAULT_QUESTIONS
 from accounts.risk_services import questionnaire_install_default, response_start, response_submit
+from accounts.strategy_services import model_portfolios_install_default, strategy_override
 from accounts.tenancy import firm_context
 from portfolios.models import Portfolio
 from tests.accounts.book import Book, make_book
@@ -175,6 +186,19 @@ def _flag(world: FirmWorld) -> dict[str, Any]:
         return {"pk": ProfileFlag.objects.filter(profile=profile).values_list("pk", flat=True)[0]}
 
 
+def _pending_override(world: FirmWorld) -> dict[str, Any]:
+    profile = _flagged_profile(world)
+    with transaction.atomic():
+        model_portfolios_install_default()
+        found = StrategyAssignment.objects.filter(status="pending_approval").first()
+        if found is None:
+            preservation = ModelPortfolio.objects.get(name="Capital preservation")
+            found = strategy_override(
+                profile=profile, model_portfolio=preservation, actor=None, rationale="Test."
+            )
+        return {"pk": found.pk}
+
+
 def _member(world: FirmWorld) -> dict[str, Any]:
     membership = Membership.objects.get(user=world.user(Role.ADVISOR))
     return {"pk": membership.pk}
@@ -215,6 +239,9 @@ OBJECTS: dict[str, ObjectSpec] = {
     ),
     "api:risk-profile-detail": ObjectSpec(kwargs=_profile),
     "api:profile-flag-resolve": ObjectSpec(kwargs=_flag, payloads={"post": {"note": "Discussed."}}),
+    "api:strategy-assignment-decision": ObjectSpec(
+        kwargs=_pending_override, payloads={"post": {"approve": True}}
+    ),
 }
 
 # Request bodies of unsafe methods on routes without path parameters, by route name;
