@@ -1,0 +1,216 @@
+"""The client-book and risk-profile pages through Django's test client."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import transaction
+from django.test import Client as WebClient
+
+from accounts.models import (
+    AnswerOption,
+    ModelPortfolio,
+    ProfileFlag,
+    Question,
+    Questionnaire,
+    RiskProfile,
+    Role,
+    StrategyAssignment,
+    User,
+)
+from accounts.profiling.default_questionnaire import DEFAULT_QUESTIONS
+from accounts.risk_services import questionnaire_install_default, response_start, response_submit
+from accounts.strategy_services import model_portfolios_install_default
+from accounts.tenancy import firm_context
+from tests.accounts.book import Book, make_book
+
+from .helpers import html
+
+pytestmark = pytest.mark.django_db
+
+MODERATE = {q.code: q.options[1].code for q in DEFAULT_QUESTIONS}
+CONTRADICTORY = {
+    **{q.code: q.options[-1].code for q in DEFAULT_QUESTIONS},
+    "tol_fall_20": "sell_all",
+}
+
+
+@pytest.fixture
+def book(firm_a) -> Book:
+    book = make_book(firm_a)
+    with firm_context(firm_a.firm), transaction.atomic():
+        questionnaire_install_default()
+        model_portfolios_install_default()
+    return book
+
+
+def web(user: User) -> WebClient:
+    client = WebClient()
+    client.force_login(user)
+    return client
+
+
+def _profile(book: Book, client, answers) -> RiskProfile:
+    with firm_context(book.world.firm), transaction.atomic():
+        questionnaire = questionnaire_install_default()
+        response = response_start(client=client, questionnaire=questionnaire, actor=None)
+        return response_submit(response=response, actor=None, answers=answers)
+
+
+def test_the_book_shows_only_the_advisors_households(book: Book):
+    _profile(book, book.client, CONTRADICTORY)
+    page = html(web(book.world.user(Role.ADVISOR)).get("/clients/"))
+    assert "Ines" in page
+    assert "Otto" not in page
+    assert 'class="badge status-flagged">' in page
+    other = web(book.world.user(Role.ADVISOR)).get(f"/clients/{book.other_client.pk}/")
+    assert other.status_code == 404
+    assert web(book.other_advisor).get(f"/clients/{book.client.pk}/").status_code == 404
+
+
+def test_search_and_filters_in_the_book(book: Book):
+    _profile(book, book.other_client, MODERATE)
+    admin = web(book.world.user(Role.FIRM_ADMIN))
+    assert "Otto" not in html(admin.get("/clients/?q=ines"))
+    partial = admin.get("/clients/?status=none", headers={"HX-Request": "true"})
+    assert "<html" not in html(partial)
+    assert "Ines" in html(partial)
+    assert "Otto" not in html(partial)
+    assert "Otto" in html(admin.get("/clients/?status=current"))
+    assert "Ines" not in html(admin.get("/clients/?status=current"))
+
+
+def test_investors_and_compliance_reach_only_their_pages(book: Book):
+    investor = web(book.world.user(Role.INVESTOR))
+    assert investor.get("/clients/").status_code == 404
+    assert investor.get("/firm/questionnaires/").status_code == 404
+    assert web(book.world.user(Role.ADVISOR)).get("/risk-profile/").status_code == 404
+    compliance = web(book.world.user(Role.COMPLIANCE))
+    assert compliance.get(f"/clients/{book.other_client.pk}/").status_code == 200
+    response = compliance.post(
+        f"/clients/{book.client.pk}/strategy/", {"action": "map"}, follow=False
+    )
+    assert response.status_code == 404  # reads the firm, changes nothing
+
+
+def _post_step(client: WebClient, step: int, answers: dict[str, str], action: str = "next"):
+    data = {f"q_{k}": v for k, v in answers.items()}
+    return client.post(
+        f"/risk-profile/questionnaire/?step={step}", {**data, "step": step, "action": action}
+    )
+
+
+def test_an_investor_answers_step_by_step_and_resumes(book: Book):
+    investor = web(book.world.user(Role.INVESTOR))
+    start = html(investor.get("/risk-profile/"))
+    assert "Start the questionnaire" in start
+    first = html(investor.get("/risk-profile/questionnaire/"))
+    assert 'Step <span data-testid="step-number">1</span> of 5' in first
+    codes = re.findall(r'data-question="(\w+)"', first)
+    assert codes == [q.code for q in DEFAULT_QUESTIONS[:5]]
+    incomplete = _post_step(investor, 0, {codes[0]: MODERATE[codes[0]]})
+    assert incomplete.status_code == 200
+    assert "Please answer every question" in html(incomplete)
+    done = _post_step(investor, 0, {c: MODERATE[c] for c in codes})
+    assert done.status_code == 302
+    assert done["Location"].endswith("?step=1")
+    saved = _post_step(investor, 1, {DEFAULT_QUESTIONS[5].code: "maybe"}, action="save")
+    assert saved["Location"] == "/risk-profile/"
+    assert "Continue the questionnaire" in html(investor.get("/risk-profile/"))
+    # Resuming lands on the first step with an unanswered question, answers kept.
+    resumed = html(investor.get("/risk-profile/questionnaire/"))
+    assert 'Step <span data-testid="step-number">2</span> of 5' in resumed
+    assert 'value="maybe" checked' in resumed
+    for step in range(1, 5):
+        page = html(investor.get(f"/risk-profile/questionnaire/?step={step}"))
+        step_codes = re.findall(r'data-question="(\w+)"', page)
+        action = "submit" if step == 4 else "next"
+        response = _post_step(investor, step, {c: MODERATE[c] for c in step_codes}, action)
+        assert response.status_code == 302, html(response)
+    result = html(investor.get("/risk-profile/"))
+    with firm_context(book.world.firm), transaction.atomic():
+        profile = RiskProfile.objects.get(client=book.client)
+    assert f'data-testid="risk-level">{profile.risk_level}<' in result
+    assert "In a bad year" in result
+
+
+def test_a_flagged_profile_is_resolved_and_overridden_on_the_client_page(book: Book):
+    profile = _profile(book, book.client, CONTRADICTORY)
+    advisor = web(book.world.user(Role.ADVISOR))
+    url = f"/clients/{book.client.pk}/"
+    mapped = advisor.post(f"{url}strategy/", {"action": "map"}, follow=True)
+    assert "open consistency flags" in html(mapped)
+    with firm_context(book.world.firm), transaction.atomic():
+        flags = list(ProfileFlag.objects.filter(profile=profile))
+        preservation = ModelPortfolio.objects.get(name="Capital preservation").pk
+    for flag in flags:
+        response = advisor.post(f"{url}flags/{flag.pk}/resolve/", {"note": "Talked it through."})
+        assert response.status_code == 302
+    assert "Strategy mapped" in html(
+        advisor.post(f"{url}strategy/", {"action": "map"}, follow=True)
+    )
+    no_reason = advisor.post(
+        f"{url}strategy/", {"action": "override", "model_portfolio": preservation}, follow=True
+    )
+    assert "needs a rationale" in html(no_reason)
+    pending = advisor.post(
+        f"{url}strategy/",
+        {"action": "override", "model_portfolio": preservation, "rationale": "Buying a home"},
+        follow=True,
+    )
+    assert "waiting for compliance approval" in html(pending)
+    compliance = web(book.world.user(Role.COMPLIANCE))
+    assert "Buying a home" in html(compliance.get("/strategy-approvals/"))
+    with firm_context(book.world.firm), transaction.atomic():
+        assignment = StrategyAssignment.objects.get(status="pending_approval")
+    decided = compliance.post(
+        f"{url}assignments/{assignment.pk}/decide/", {"decision": "approve", "note": "ok"}
+    )
+    assert decided.status_code == 302
+    with firm_context(book.world.firm), transaction.atomic():
+        assert StrategyAssignment.objects.get(pk=assignment.pk).status == "active"
+
+
+def test_firm_admin_edits_a_draft_but_not_a_published_version(book: Book):
+    admin = web(book.world.user(Role.FIRM_ADMIN))
+    with firm_context(book.world.firm), transaction.atomic():
+        published = Questionnaire.objects.get(status="published")
+    page = html(admin.get(f"/firm/questionnaires/{published.pk}/"))
+    assert "this version is immutable" in page
+    refused = admin.post(
+        f"/firm/questionnaires/{published.pk}/", {"text_tol_job": "Changed?"}, follow=True
+    )
+    assert "cannot be edited" in html(refused)
+    created = admin.post("/firm/questionnaires/", {"action": "new_version", "source": published.pk})
+    assert created.status_code == 302
+    draft_url = created["Location"]
+    saved = admin.post(
+        draft_url, {"text_tol_job": "A new job offer: what do you do?", "score_tol_job_accept": "5"}
+    )
+    assert saved.status_code == 302
+    admin.post(draft_url, {"action": "publish"})
+    with firm_context(book.world.firm), transaction.atomic():
+        v2 = Questionnaire.objects.get(status="published")
+        question = Question.objects.get(questionnaire=v2, code="tol_job")
+        assert question.text == "A new job offer: what do you do?"
+        assert AnswerOption.objects.get(question=question, code="accept").score == 5
+        v1_question = Question.objects.get(questionnaire=published, code="tol_job")
+        assert v1_question.text != question.text
+    assert v2.version == 2
+
+
+def test_firm_admin_edits_the_mapping(book: Book):
+    admin = web(book.world.user(Role.FIRM_ADMIN))
+    with firm_context(book.world.firm), transaction.atomic():
+        growth = ModelPortfolio.objects.get(name="Growth").pk
+    assert admin.post("/firm/strategy-mapping/", {"level_5": growth}).status_code == 302
+    page = html(admin.get("/firm/strategy-mapping/"))
+    assert re.search(rf'name="level_5".*?<option value="{growth}" selected', page, re.S)
+
+
+def test_the_invitation_page_names_a_used_or_unknown_link(book: Book):
+    response = WebClient().get(f"/invitations/{book.world.firm.slug}/nonsense/")
+    assert response.status_code == 400
+    assert "this invitation does not exist" in html(response)
+    assert WebClient().get("/invitations/no-such-firm/x/").status_code == 404
