@@ -200,6 +200,28 @@ def client_update(*, client: Client, actor: User | None, **fields: Any) -> Clien
     return client
 
 
+def client_link_user(*, client: Client, user: User, actor: User | None) -> Client:
+    """Give the client their login: an investor member of the firm (the demo, imports)."""
+    membership = Membership.objects.filter(user=user, is_active=True).first()
+    if membership is None or membership.role != Role.INVESTOR:
+        raise ValidationError({"user": ["is not an active investor of this firm"]})
+    if Client.objects.filter(user=user).exclude(pk=client.pk).exists():
+        raise ValidationError({"user": ["already has a client record"]})
+    if client.user_id == user.pk:
+        return client
+    with transaction.atomic():
+        client.user = user
+        client.save(update_fields=["user"])
+        audit_record(
+            action="client.login_linked",
+            actor=actor,
+            object_type="client",
+            object_id=client.pk,
+            payload={"user_id": user.pk, "username": user.username},
+        )
+    return client
+
+
 # --- invitations -------------------------------------------------------------------------
 
 

@@ -401,11 +401,14 @@ def response_submit(
     response: QuestionnaireResponse,
     actor: User | None,
     answers: Mapping[str, Any] | None = None,
+    answered_on: dt.date | None = None,
 ) -> RiskProfile:
     """Submit a complete response: score it into the client's current risk profile.
 
     Missing answers or answers out of the option set are refused (ValidationError naming
     them) and nothing is saved. The previous current profile is superseded.
+    ``answered_on`` (default today) dates answers taken earlier (paper forms, imports,
+    the demo): the profile's validity runs from it.
     """
     _require_in_progress(response)
     questionnaire = Questionnaire.objects.get(pk=response.questionnaire_id)
@@ -440,7 +443,7 @@ def response_submit(
             risk_level=result.risk_level,
             binding=list(result.binding),
             explanation=result.explanation,
-            valid_until=_valid_until(timezone.localdate()),
+            valid_until=_valid_until(answered_on or timezone.localdate()),
         )
         ProfileFlag.objects.bulk_create(
             [
@@ -472,6 +475,7 @@ def response_submit(
                 "binding": list(result.binding),
                 "flags": [f.code for f in result.flags],
                 "superseded": superseded,
+                "answered_on": (answered_on or timezone.localdate()).isoformat(),
             },
             reasons=[result.explanation, *[f.message for f in result.flags]],
         )
