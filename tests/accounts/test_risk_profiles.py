@@ -340,3 +340,24 @@ def test_statistics_of_a_version_with_enough_responses(in_firm):
     assert statistics.tolerance.alpha == pytest.approx(cronbach_alpha(rows))
     assert len(statistics.tolerance.item_statistics) == 10
     assert sum(statistics.risk_levels.values()) == 12
+
+
+def test_the_expiry_task_runs_per_firm(book, firm_b):
+    from unittest import mock
+
+    from accounts.tasks import risk_profiles_expire, risk_profiles_expire_all
+
+    with firm_context(book.world.firm), transaction.atomic():
+        questionnaire = questionnaire_install_default()
+        response = response_start(client=book.client, questionnaire=questionnaire, actor=None)
+        profile = response_submit(
+            response=response, actor=None, answers=MODERATE, answered_on=dt.date(2000, 1, 1)
+        )
+    assert risk_profiles_expire.delay(firm_id=book.world.firm.pk).get() == [profile.pk]
+    with mock.patch.object(risk_profiles_expire, "delay") as delay:
+        assert risk_profiles_expire_all.delay().get() == 2
+    assert sorted(c.kwargs["firm_id"] for c in delay.call_args_list) == sorted(
+        [book.world.firm.pk, firm_b.firm.pk]
+    )
+    with firm_context(book.world.firm), transaction.atomic():
+        assert RiskProfile.objects.get(pk=profile.pk).status == ProfileStatus.STALE
