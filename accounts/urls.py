@@ -16,6 +16,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.flag_resolve,
         name="flag_resolve",
     ),
+    path("clients/<int:pk>/invite/", views.client_invite, name="client_invite"),
     path("clients/<int:pk>/strategy/", views.strategy_set, name="strategy_set"),
     path(
         "clients/<int:pk>/assignments/<int:assignment_id>/decide/",

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.book_selectors import client_can_change, client_for_user, client_get_visible
-from accounts.book_services import invitation_accept, invitation_get
+from accounts.book_services import invitation_accept, invitation_create, invitation_get
 from accounts.models import (
     Client,
     Membership,
@@ -298,6 +298,22 @@ def flag_resolve(request: HttpRequest, pk: int, flag_id: int) -> HttpResponse:
     note = request.POST.get("note", "")
     if _attempt(request, lambda: profile_flag_resolve(flag=flag, actor=_user(request), note=note)):
         messages.success(request, "Flag resolved.")
+    return redirect("accounts:client_detail", pk=client.pk)
+
+
+@login_required
+@require_POST
+def client_invite(request: HttpRequest, pk: int) -> HttpResponse:
+    """E-mail the client a single-use sign-up link."""
+    client = _changeable(request, pk)
+    firm = cast("Membership", getattr(request, "membership", None)).firm
+    accept_url = request.build_absolute_uri(f"/invitations/{firm.slug}/") + "{token}/"
+    done = _attempt(
+        request,
+        lambda: invitation_create(client=client, actor=_user(request), accept_url=accept_url),
+    )
+    if done is not None:
+        messages.success(request, f"Invitation sent to {done[0].email}.")
     return redirect("accounts:client_detail", pk=client.pk)
 
 

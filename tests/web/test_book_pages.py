@@ -214,3 +214,38 @@ def test_the_invitation_page_names_a_used_or_unknown_link(book: Book):
     assert response.status_code == 400
     assert "this invitation does not exist" in html(response)
     assert WebClient().get("/invitations/no-such-firm/x/").status_code == 404
+
+
+def test_an_advisor_invites_and_the_client_signs_up(book: Book, django_capture_on_commit_callbacks):
+    with firm_context(book.world.firm), transaction.atomic():
+        from accounts.book_services import client_create
+
+        newcomer = client_create(
+            household=book.mine,
+            actor=None,
+            first_name="Nia",
+            last_name="Newcomer",
+            email="nia@example.test",
+        )
+    advisor = web(book.world.user(Role.ADVISOR))
+    page = html(advisor.get(f"/clients/{newcomer.pk}/"))
+    assert "Invite Nia to sign up" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = advisor.post(f"/clients/{newcomer.pk}/invite/", follow=True)
+    assert "Invitation sent to nia@example.test" in html(sent)
+    from django.core import mail
+
+    (message,) = mail.outbox
+    link = next(line for line in message.body.splitlines() if "/invitations/" in line)
+    path = link[link.index("/invitations/") :]
+    anonymous = WebClient()
+    assert "Choose a username and a password for nia@example.test" in html(anonymous.get(path))
+    signed_up = anonymous.post(path, {"username": "nia", "password": "a-long-passphrase-9"})
+    assert signed_up.status_code == 302
+    assert "/login/" in signed_up["Location"]
+    again = anonymous.get(path)
+    assert again.status_code == 400
+    assert "already been used" in html(again)
+    nia = WebClient()
+    assert nia.login(username="nia", password="a-long-passphrase-9")
+    assert "Start the questionnaire" in html(nia.get("/risk-profile/"))
