@@ -10,7 +10,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("risk-profile/", views.risk_profile, name="risk_profile"),
     path("risk-profile/questionnaire/", views.questionnaire, name="questionnaire"),
     path("clients/", views.client_list, name="client_list"),
+    path("clients/new/", views.client_new, name="client_new"),
     path("clients/<int:pk>/", views.client_detail, name="client_detail"),
+    path("clients/<int:pk>/portfolios/", views.portfolio_new, name="portfolio_new"),
+    path("clients/<int:pk>/advisors/", views.household_advisors_set, name="household_advisors"),
     path(
         "clients/<int:pk>/flags/<int:flag_id>/resolve/",
         views.flag_resolve,

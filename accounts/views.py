@@ -9,6 +9,7 @@ their editor, statistics, and the risk-level mapping. Thin: reads from
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -20,12 +21,29 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.book_selectors import client_can_change, client_for_user, client_get_visible
-from accounts.book_services import invitation_accept, invitation_create, invitation_get
+from accounts.book_selectors import (
+    client_can_change,
+    client_for_user,
+    client_get_visible,
+    household_advisors,
+    household_list_visible,
+)
+from accounts.book_services import (
+    client_create,
+    household_advisor_assign,
+    household_advisor_unassign,
+    household_create,
+    invitation_accept,
+    invitation_create,
+    invitation_get,
+    portfolio_open,
+)
 from accounts.models import (
     Client,
+    Household,
     Membership,
     ModelPortfolio,
     ProfileFlag,
@@ -66,6 +84,7 @@ from accounts.strategy_services import (
     strategy_override_decide,
 )
 from accounts.tenancy.context import firm_context
+from portfolios.models import PortfolioType
 
 BOOK_ROLES = frozenset({Role.FIRM_ADMIN, Role.ADVISOR, Role.COMPLIANCE})
 TOLERANCE_PER_STEP = 5
@@ -253,10 +272,129 @@ def client_list(request: HttpRequest) -> HttpResponse:
     if status not in PROFILE_FILTERS:
         status = ""
     rows = book_rows(membership=membership, query=query, status=status)
-    context = {"rows": rows, "q": query, "status": status, "filters": PROFILE_FILTERS}
+    context = {
+        "rows": rows,
+        "q": query,
+        "status": status,
+        "filters": PROFILE_FILTERS,
+        "can_add": membership.role in WRITERS,
+        "households": list(household_list_visible(membership=membership, perm="change_household"))
+        if membership.role in WRITERS
+        else [],
+    }
     if request.headers.get("HX-Request") == "true":
         return render(request, "accounts/_client_rows.html", context)
     return render(request, "accounts/client_list.html", context)
+
+
+WRITERS = frozenset({Role.FIRM_ADMIN, Role.ADVISOR})
+
+
+def _date(raw: str) -> dt.date | None:
+    if not raw.strip():
+        return None
+    try:
+        value = parse_date(raw.strip())
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValidationError({"date_of_birth": ["enter a date as YYYY-MM-DD"]})
+    return value
+
+
+@login_required
+@require_POST
+def client_new(request: HttpRequest) -> HttpResponse:
+    """Add a client to one of your households, or to a new household."""
+    membership = _membership(request, WRITERS)
+    actor = _user(request)
+    post = request.POST
+
+    def create() -> Client:
+        new_name = post.get("new_household", "").strip()
+        if new_name:
+            household = household_create(actor=actor, name=new_name)
+            if membership.role == Role.ADVISOR:
+                household_advisor_assign(household=household, advisor=actor, actor=actor)
+        else:
+            chosen = post.get("household", "")
+            household = (
+                household_list_visible(membership=membership, perm="change_household")
+                .filter(pk=int(chosen) if chosen.isdigit() else 0)
+                .first()
+            )
+            if household is None:
+                raise ValidationError(
+                    {"household": ["choose one of your households or name a new one"]}
+                )
+        dob = _date(post.get("date_of_birth", ""))
+        return client_create(
+            household=household,
+            actor=actor,
+            first_name=post.get("first_name", ""),
+            last_name=post.get("last_name", ""),
+            email=post.get("email", "").strip(),
+            date_of_birth=dob,
+        )
+
+    client = _attempt(request, create)
+    if client is None:
+        return redirect("accounts:client_list")
+    messages.success(request, f"{client.full_name} added.")
+    return redirect("accounts:client_detail", pk=client.pk)
+
+
+@login_required
+@require_POST
+def portfolio_new(request: HttpRequest, pk: int) -> HttpResponse:
+    client = _changeable(request, pk)
+    post = request.POST
+    done = _attempt(
+        request,
+        lambda: portfolio_open(
+            client=client,
+            actor=_user(request),
+            number=post.get("number", ""),
+            account_type=post.get("account_type", ""),
+            discretionary=post.get("discretionary") == "on",
+        ),
+    )
+    if done is not None:
+        messages.success(request, f"Portfolio {done.number} opened.")
+    return redirect("accounts:client_detail", pk=client.pk)
+
+
+@login_required
+@require_POST
+def household_advisors_set(request: HttpRequest, pk: int) -> HttpResponse:
+    """Firm admins choose the advisors of the client's household."""
+    membership, client = _client(request, pk)
+    if membership.role != Role.FIRM_ADMIN:
+        raise Http404("No such page.")
+    household = Household.objects.get(pk=client.household_id)
+    advisors = {m.user_id: m.user for m in _firm_advisors()}
+    wanted = {int(v) for v in request.POST.getlist("advisor") if v.isdigit()} & set(advisors)
+    current = {u.pk: u for u in household_advisors(household=household)}
+    actor = _user(request)
+
+    def apply() -> bool:
+        for user_id in sorted(wanted - set(current)):
+            household_advisor_assign(household=household, advisor=advisors[user_id], actor=actor)
+        for user_id in sorted(set(current) - wanted):
+            household_advisor_unassign(household=household, advisor=current[user_id], actor=actor)
+        return True
+
+    if _attempt(request, apply):
+        messages.success(request, "Advisors of the household saved.")
+    return redirect("accounts:client_detail", pk=client.pk)
+
+
+def _firm_advisors() -> list[Membership]:
+    return list(
+        Membership.objects.select_related("user")
+        .filter(role=Role.ADVISOR, is_active=True)
+        .order_by("user__username")
+    )
 
 
 def _client(request: HttpRequest, pk: int) -> tuple[Membership, Client]:
@@ -270,13 +408,20 @@ def _client(request: HttpRequest, pk: int) -> tuple[Membership, Client]:
 @login_required
 def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
     membership, client = _client(request, pk)
+    page = client_page(client=client)
+    is_admin = membership.role == Role.FIRM_ADMIN
+    assigned = {u.pk for u in page.advisors}
     return render(
         request,
         "accounts/client_detail.html",
         {
-            "page": client_page(client=client),
+            "page": page,
             "can_change": client_can_change(membership=membership, client=client),
             "is_compliance": membership.role == Role.COMPLIANCE,
+            "advisor_choices": [(m.user, m.user_id in assigned) for m in _firm_advisors()]
+            if is_admin
+            else [],
+            "account_types": PortfolioType.choices,
         },
     )
 

@@ -249,3 +249,60 @@ def test_an_advisor_invites_and_the_client_signs_up(book: Book, django_capture_o
     nia = WebClient()
     assert nia.login(username="nia", password="a-long-passphrase-9")
     assert "Start the questionnaire" in html(nia.get("/risk-profile/"))
+
+
+def test_an_advisor_adds_a_client_and_opens_a_portfolio(book: Book):
+    advisor = web(book.other_advisor)
+    added = advisor.post(
+        "/clients/new/",
+        {"first_name": "Zoe", "last_name": "Zed", "new_household": "Zed family"},
+        follow=True,
+    )
+    assert "Zoe Zed added" in html(added)
+    with firm_context(book.world.firm), transaction.atomic():
+        from accounts.models import Client
+
+        zoe = Client.objects.get(first_name="Zoe")
+    assert web(book.world.user(Role.ADVISOR)).get(f"/clients/{zoe.pk}/").status_code == 404
+    opened = advisor.post(
+        f"/clients/{zoe.pk}/portfolios/",
+        {"number": "ZED-1", "account_type": "roth_ira", "discretionary": "on"},
+        follow=True,
+    )
+    assert "Portfolio ZED-1 opened" in html(opened)
+    duplicate = advisor.post(
+        f"/clients/{zoe.pk}/portfolios/",
+        {"number": "ZED-1", "account_type": "roth_ira"},
+        follow=True,
+    )
+    assert "a portfolio with this number exists" in html(duplicate)
+    # Not their household, and a bad date: refused with the reason, nothing saved.
+    refused = advisor.post(
+        "/clients/new/",
+        {"first_name": "X", "last_name": "Y", "household": str(book.mine.pk)},
+        follow=True,
+    )
+    assert "choose one of your households" in html(refused)
+    bad_date = advisor.post(
+        "/clients/new/",
+        {"first_name": "X", "last_name": "Y", "new_household": "Y", "date_of_birth": "2020-13-45"},
+        follow=True,
+    )
+    assert "enter a date as YYYY-MM-DD" in html(bad_date)
+    with firm_context(book.world.firm), transaction.atomic():
+        from accounts.models import Client, Household
+
+        assert not Client.objects.filter(first_name="X").exists()
+        assert not Household.objects.filter(name="Y").exists()
+    assert web(book.world.user(Role.INVESTOR)).post("/clients/new/", {}).status_code == 404
+
+
+def test_firm_admin_assigns_advisors_on_the_client_page(book: Book):
+    admin = web(book.world.user(Role.FIRM_ADMIN))
+    url = f"/clients/{book.client.pk}/"
+    assert 'data-testid="household-advisors"' in html(admin.get(url))
+    saved = admin.post(f"{url}advisors/", {"advisor": [str(book.other_advisor.pk)]}, follow=True)
+    assert "Advisors of the household saved" in html(saved)
+    assert web(book.world.user(Role.ADVISOR)).get(url).status_code == 404
+    assert web(book.other_advisor).get(url).status_code == 200
+    assert web(book.other_advisor).post(f"{url}advisors/", {}).status_code == 404
