@@ -312,6 +312,7 @@ def client_new(request: HttpRequest) -> HttpResponse:
 
     def create() -> Client:
         new_name = post.get("new_household", "").strip()
+        household: Household | None
         if new_name:
             household = household_create(actor=actor, name=new_name)
             if membership.role == Role.ADVISOR:
