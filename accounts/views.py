@@ -153,6 +153,14 @@ def questionnaire_steps(questionnaire: Questionnaire) -> list[Step]:
         if last is None or last.title != title or full:
             steps.append(Step(title, []))
         steps[-1].questions.append((question, options))
+    totals: dict[str, int] = {}
+    for step in steps:
+        totals[step.title] = totals.get(step.title, 0) + 1
+    seen: dict[str, int] = {}
+    for step in steps:
+        if totals[step.title] > 1:
+            seen[step.title] = seen.get(step.title, 0) + 1
+            step.title = f"{step.title} ({seen[step.title]} of {totals[step.title]})"
     return steps
 
 

@@ -133,6 +133,12 @@ def test_an_investor_answers_step_by_step_and_resumes(book: Book):
         profile = RiskProfile.objects.get(client=book.client)
     assert f'data-testid="risk-level">{profile.risk_level}<' in result
     assert "In a bad year" in result
+    assert profile.risk_level == 4  # moderate answers: Balanced, a bad year about -15%
+    assert "fall by about <strong>15%</strong>" in result
+    assert "roughly <strong>$15,000</strong> less" in result
+    assert "Your attitude to risk (2 of 2)" in html(
+        investor.get("/risk-profile/questionnaire/?step=1")
+    )
 
 
 def test_a_flagged_profile_is_resolved_and_overridden_on_the_client_page(book: Book):
