@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, cast
 
 from django.contrib import messages
@@ -22,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_date
+from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.book_selectors import (
@@ -43,6 +45,7 @@ from accounts.book_services import (
 )
 from accounts.models import (
     Client,
+    Dimension,
     Household,
     Membership,
     ModelPortfolio,
@@ -58,7 +61,7 @@ from accounts.models import (
     User,
 )
 from accounts.pages import PROFILE_FILTERS, book_rows, client_page, result_page
-from accounts.profiling.default_questionnaire import QuestionSpec
+from accounts.profiling.default_questionnaire import OptionSpec, QuestionSpec
 from accounts.risk_selectors import (
     questionnaire_current,
     questionnaire_questions,
@@ -602,26 +605,62 @@ def questionnaire_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "questionnaire": found,
             "questions": questionnaire_questions(questionnaire=found),
             "statistics": questionnaire_statistics(questionnaire=found),
+            "dimensions": Dimension.choices,
         },
     )
 
 
 def _edited_specs(request: HttpRequest, specs: list[QuestionSpec]) -> list[QuestionSpec] | None:
+    """The draft's questions as edited in the form: texts and points changed, questions
+    ticked for removal dropped, and a new question (with one option per line) added."""
+    post = request.POST
     edited = []
     for spec in specs:
+        if post.get(f"remove_{spec.code}"):
+            continue
         options = []
         for option in spec.options:
-            raw = request.POST.get(f"score_{spec.code}_{option.code}", str(option.score))
+            raw = post.get(f"score_{spec.code}_{option.code}", str(option.score))
             try:
                 score = int(raw)
             except ValueError:
-                messages.error(request, f"{spec.code}/{option.code}: the score must be a number")
+                messages.error(request, f"{spec.code}/{option.code}: the points must be a number")
                 return None
-            text = request.POST.get(f"option_{spec.code}_{option.code}", option.text).strip()
+            text = post.get(f"option_{spec.code}_{option.code}", option.text).strip()
             options.append(replace(option, score=score, text=text or option.text))
-        text = request.POST.get(f"text_{spec.code}", spec.text).strip() or spec.text
+        text = post.get(f"text_{spec.code}", spec.text).strip() or spec.text
         edited.append(replace(spec, text=text, options=tuple(options)))
+    new_text = post.get("new_text", "").strip()
+    if new_text:
+        added = _new_question(request, new_text, {s.code for s in specs})
+        if added is None:
+            return None
+        edited.append(added)
     return edited
+
+
+def _new_question(request: HttpRequest, text: str, taken: set[str]) -> QuestionSpec | None:
+    """A question from the editor's "add a question" block. Options, one per line:
+    ``text = points`` (horizon questions: ``text = points = years``)."""
+    post = request.POST
+    dimension = post.get("new_dimension", "")
+    code = slugify(post.get("new_code", "") or text)[:60].replace("-", "_") or "question"
+    if code in taken:
+        messages.error(request, f"a question with the code {code!r} exists: choose another code")
+        return None
+    options = []
+    for number, line in enumerate(post.get("new_options", "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split("=")]
+        try:
+            score = int(parts[1])
+            years = Decimal(parts[2]) if len(parts) > 2 and parts[2] else None
+        except (IndexError, ValueError, ArithmeticError):
+            messages.error(request, f"option line {number}: write it as 'text = points'")
+            return None
+        options.append(OptionSpec(f"o{number}", parts[0], score, (), years))
+    return QuestionSpec(code=code, dimension=dimension, text=text, options=tuple(options))
 
 
 @login_required

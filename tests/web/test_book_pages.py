@@ -312,3 +312,51 @@ def test_firm_admin_assigns_advisors_on_the_client_page(book: Book):
     assert web(book.world.user(Role.ADVISOR)).get(url).status_code == 404
     assert web(book.other_advisor).get(url).status_code == 200
     assert web(book.other_advisor).post(f"{url}advisors/", {}).status_code == 404
+
+
+def test_firm_admin_adds_and_removes_questions_in_a_draft(book: Book):
+    admin = web(book.world.user(Role.FIRM_ADMIN))
+    with firm_context(book.world.firm), transaction.atomic():
+        published = Questionnaire.objects.get(status="published")
+    draft_url = admin.post(
+        "/firm/questionnaires/", {"action": "new_version", "source": published.pk}
+    )["Location"]
+    bad = admin.post(
+        draft_url,
+        {"new_text": "How do you feel?", "new_dimension": "tolerance", "new_options": "Fine"},
+        follow=True,
+    )
+    assert "write it as" in html(bad)
+    too_few = admin.post(
+        draft_url,
+        {"new_text": "How do you feel?", "new_dimension": "tolerance", "new_options": "Fine = 1"},
+        follow=True,
+    )
+    assert "at least two options" in html(too_few)
+    saved = admin.post(
+        draft_url,
+        {
+            "remove_tol_word": "on",
+            "new_text": "How do you feel about a 10% fall?",
+            "new_code": "tol_ten",
+            "new_dimension": "tolerance",
+            "new_options": "Worried = 1\nCalm = 3\n",
+        },
+        follow=True,
+    )
+    assert "Draft saved" in html(saved)
+    with firm_context(book.world.firm), transaction.atomic():
+        draft = Questionnaire.objects.get(status="draft")
+        codes = list(
+            Question.objects.filter(questionnaire=draft)
+            .order_by("position")
+            .values_list("code", flat=True)
+        )
+        assert "tol_word" not in codes
+        assert codes[-1] == "tol_ten"
+        options = AnswerOption.objects.filter(
+            question__questionnaire=draft, question__code="tol_ten"
+        )
+        assert sorted(options.values_list("text", "score")) == [("Calm", 3), ("Worried", 1)]
+        # The published version is untouched.
+        assert Question.objects.filter(questionnaire=published, code="tol_word").exists()
