@@ -79,6 +79,13 @@ CLIENTS = (
     DemoClient("Tom", "Brooks", 3, "taxable", _answers(2, 3, 2), months_ago=13),
     DemoClient("Ada", "Brooks", 3, "roth_ira", {}),
     DemoClient("Noah", "Ortega", 1, "taxable", None),
+    # Mixed answers, so that the firm's questionnaire statistics (from 10 responses) show.
+    DemoClient(
+        "Sam", "Chen", 2, "taxable", _answers(2, 1, 3, tol_job="decline", tol_word="thrill")
+    ),
+    DemoClient("Iris", "Chen", 2, "roth_ira", _answers(1, 3, 3, tol_choice="even")),
+    DemoClient("Leo", "Ortega", 1, "taxable", _answers(2, 2, 2, tol_sleep="lot")),
+    DemoClient("Nina", "{last}", 0, "taxable", _answers(3, 2, 3, tol_friend="cautious")),
 )
 
 
