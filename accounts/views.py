@@ -60,7 +60,13 @@ from accounts.models import (
     StrategyAssignment,
     User,
 )
-from accounts.pages import PROFILE_FILTERS, book_rows, client_page, result_page
+from accounts.pages import (
+    ASSET_CLASS_WORDS,
+    PROFILE_FILTERS,
+    book_rows,
+    client_page,
+    result_page,
+)
 from accounts.profiling.default_questionnaire import OptionSpec, QuestionSpec
 from accounts.risk_selectors import (
     questionnaire_current,
@@ -80,6 +86,8 @@ from accounts.risk_services import (
 )
 from accounts.selectors import firm_get_by_slug
 from accounts.strategy_services import (
+    ASSET_CLASSES,
+    model_portfolio_create,
     model_portfolios_install_default,
     risk_mapping_set,
     strategy_assign_from_profile,
@@ -668,8 +676,13 @@ def _new_question(request: HttpRequest, text: str, taken: set[str]) -> QuestionS
 def strategy_mapping(request: HttpRequest) -> HttpResponse:
     _membership(request, ADMIN)
     if request.method == "POST":
-        if request.POST.get("action") == "install":
+        action = request.POST.get("action")
+        if action == "install":
             _attempt(request, lambda: model_portfolios_install_default(actor=_user(request)))
+        elif action == "new_portfolio":
+            created = _attempt(request, lambda: _model_portfolio_from_form(request))
+            if created is not None:
+                messages.success(request, f"Model portfolio {created.name} added.")
         else:
             portfolios = {str(p.pk): p for p in ModelPortfolio.objects.all()}
             wanted = {
@@ -687,7 +700,42 @@ def strategy_mapping(request: HttpRequest) -> HttpResponse:
         {
             "levels": [(level, mapping.get(level)) for level in range(1, 11)],
             "portfolios": list(ModelPortfolio.objects.order_by("min_risk_level")),
+            "asset_classes": [(key, ASSET_CLASS_WORDS[key]) for key in ASSET_CLASSES],
+            "level_range": range(1, 11),
         },
+    )
+
+
+def _percent(raw: str, field: str) -> Decimal:
+    try:
+        return Decimal(raw.strip() or "0") / 100
+    except ArithmeticError:
+        raise ValidationError({field: ["enter a number of percent"]}) from None
+
+
+def _model_portfolio_from_form(request: HttpRequest) -> ModelPortfolio:
+    """A placeholder model portfolio from the mapping page's form (weights in percent)."""
+    post = request.POST
+    name = post.get("name", "").strip()
+    if not name:
+        raise ValidationError({"name": ["must not be blank"]})
+    if ModelPortfolio.objects.filter(name=name).exists():
+        raise ValidationError({"name": ["a model portfolio with this name exists"]})
+    weights = {
+        key: _percent(post.get(f"weight_{key}", ""), key)
+        for key in ASSET_CLASSES
+        if post.get(f"weight_{key}", "").strip() not in ("", "0")
+    }
+    low, high = post.get("min_risk_level", ""), post.get("max_risk_level", "")
+    if not (low.isdigit() and high.isdigit()):
+        raise ValidationError({"min_risk_level": ["choose the band of risk levels"]})
+    return model_portfolio_create(
+        actor=_user(request),
+        name=name,
+        weights=weights,
+        min_risk_level=int(low),
+        max_risk_level=int(high),
+        bad_year_return=-abs(_percent(post.get("bad_year", ""), "bad_year")),
     )
 
 

@@ -360,3 +360,26 @@ def test_firm_admin_adds_and_removes_questions_in_a_draft(book: Book):
         assert sorted(options.values_list("text", "score")) == [("Calm", 3), ("Worried", 1)]
         # The published version is untouched.
         assert Question.objects.filter(questionnaire=published, code="tol_word").exists()
+
+
+def test_firm_admin_adds_a_model_portfolio(book: Book):
+    admin = web(book.world.user(Role.FIRM_ADMIN))
+    form = {
+        "action": "new_portfolio",
+        "name": "Income tilt",
+        "bad_year": "12",
+        "min_risk_level": "3",
+        "max_risk_level": "5",
+        "weight_us_bonds": "60",
+        "weight_us_equity": "30",
+    }
+    short = admin.post("/firm/strategy-mapping/", form, follow=True)
+    assert "the weights must add up to 1" in html(short)
+    added = admin.post("/firm/strategy-mapping/", {**form, "weight_intl_equity": "10"}, follow=True)
+    assert "Model portfolio Income tilt added" in html(added)
+    with firm_context(book.world.firm), transaction.atomic():
+        created = ModelPortfolio.objects.get(name="Income tilt")
+    assert created.weights == {"us_bonds": "0.6", "us_equity": "0.3", "intl_equity": "0.1"}
+    assert str(created.bad_year_return) == "-0.1200"
+    assert (created.min_risk_level, created.max_risk_level) == (3, 5)
+    assert "Income tilt" in html(admin.get("/firm/strategy-mapping/"))
