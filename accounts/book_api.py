@@ -211,6 +211,14 @@ class PortfolioUpdateInputSerializer(StrictInputSerializer):
 # --- filters -------------------------------------------------------------------------------
 
 
+class HouseholdFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="Name.")
+
+    class Meta:
+        model = Household
+        fields = ["q"]
+
+
 class ClientFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", help_text="Name, e-mail or household.")
     household = django_filters.NumberFilter(field_name="household_id")
@@ -278,7 +286,7 @@ class HouseholdListView(ListModelMixin, FirmScopedGenericAPIView):
 
     permission_classes = [IsAuthenticated, HasRole.of(*BOOK_WRITERS, read=ALL_ROLES)]
     serializer_class = HouseholdSerializer
-    search_fields = ["name"]
+    filterset_class = HouseholdFilter
 
     def get_queryset(self) -> QuerySet[Household]:
         if getattr(self, "swagger_fake_view", False):

@@ -18,6 +18,7 @@ from accounts.models import (
     ResponseStatus,
     RiskProfile,
     Role,
+    StrategyAssignment,
 )
 from accounts.profiling.psychometrics import MIN_RESPONSES, ScaleReport, scale_report
 
@@ -70,6 +71,14 @@ def profile_list_visible(*, membership: Membership) -> QuerySet[RiskProfile]:
 def flag_list_visible(*, membership: Membership) -> QuerySet[ProfileFlag]:
     profiles = profile_list_visible(membership=membership)
     return ProfileFlag.objects.filter(profile_id__in=profiles.values("pk")).order_by("pk")
+
+
+def assignment_list_visible(*, membership: Membership) -> QuerySet[StrategyAssignment]:
+    """Strategy assignments of the clients the caller sees."""
+    clients = client_list_visible(membership=membership)
+    return StrategyAssignment.objects.filter(
+        Exists(clients.filter(pk=OuterRef("client_id")))
+    ).order_by("-created_at", "-pk")
 
 
 def profile_flags(*, profile: RiskProfile) -> list[ProfileFlag]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -14,17 +14,16 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.book_selectors import client_can_change, client_list_visible
+from accounts.book_selectors import client_can_change
 from accounts.models import (
     Client,
-    Membership,
     ModelPortfolio,
     RiskLevelMapping,
     Role,
     StrategyAssignment,
     User,
 )
-from accounts.risk_selectors import profile_list_visible
+from accounts.risk_selectors import assignment_list_visible, profile_list_visible
 from accounts.strategy_services import (
     ASSET_CLASSES,
     model_portfolio_create,
@@ -125,13 +124,6 @@ class DecisionInputSerializer(StrictInputSerializer):
 def _user(request: Request) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def assignment_list_visible(*, membership: Membership) -> QuerySet[StrategyAssignment]:
-    clients = client_list_visible(membership=membership)
-    return StrategyAssignment.objects.filter(
-        Exists(clients.filter(pk=OuterRef("client_id")))
-    ).order_by("-created_at", "-pk")
 
 
 class ModelPortfolioListView(ListModelMixin, FirmScopedGenericAPIView):

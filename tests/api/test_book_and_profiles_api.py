@@ -324,3 +324,9 @@ def test_a_published_questionnaire_cannot_be_edited_through_the_api(
     statistics = admin.get(f"/api/v1/questionnaires/{questionnaire_id}/statistics/").json()
     assert statistics["enough_responses"] is False
     assert set(statistics["risk_levels"]) == {str(n) for n in range(1, 11)}
+
+
+def test_households_are_searchable(book: Book, client_as: Callable[..., APIClient]):
+    api = client_as(book.world.user(Role.FIRM_ADMIN))
+    found = api.get("/api/v1/households/?q=theirs").json()["results"]
+    assert [h["id"] for h in found] == [book.theirs.pk]
