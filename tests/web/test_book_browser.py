@@ -158,3 +158,35 @@ def test_advisor_resolves_a_flag_and_overrides_the_strategy(page: Page, page_pro
         assert assignment.source == "override"
         assert assignment.rationale == "Prefers a steadier ride while buying a home."
     assert page_problems == []
+
+
+def test_compliance_approves_an_override_outside_the_band(page: Page, page_problems):
+    from accounts.models import ModelPortfolio
+    from accounts.strategy_services import strategy_override
+
+    book = _book()
+    with firm_context(book.world.firm), transaction.atomic():
+        questionnaire = questionnaire_install_default()
+        response = response_start(client=book.client, questionnaire=questionnaire, actor=None)
+        profile = response_submit(response=response, actor=None, answers=MODERATE)
+        override = strategy_override(
+            profile=profile,
+            model_portfolio=ModelPortfolio.objects.get(name="All equity"),
+            actor=book.world.user(Role.ADVISOR),
+            rationale="Large inheritance, decades ahead.",
+        )
+    _sign_in(page, book.world.user(Role.COMPLIANCE).username)
+    page.get_by_role("navigation", name="Main navigation").get_by_role(
+        "link", name="Strategy approvals"
+    ).click()
+    approvals = page.get_by_test_id("approvals")
+    expect(approvals).to_contain_text("Large inheritance, decades ahead.")
+    approvals.get_by_role("link", name=re.compile("Ines")).click()
+    row = page.locator('[data-assignment="pending_approval"]')
+    row.get_by_label("Decision note").fill("Documented capacity review.")
+    row.get_by_role("button", name="Approve").click()
+    expect(page.locator(".messages")).to_contain_text("Override approved")
+    expect(page.locator('[data-assignment="active"]')).to_contain_text("All equity")
+    with firm_context(book.world.firm), transaction.atomic():
+        assert StrategyAssignment.objects.get(pk=override.pk).status == "active"
+    assert page_problems == []
