@@ -340,7 +340,11 @@ def answers_score(*, questionnaire: Questionnaire, answers: Mapping[str, str]) -
 def response_start(
     *, client: Client, questionnaire: Questionnaire, actor: User | None
 ) -> QuestionnaireResponse:
-    """The client's in-progress response to this version, or a new one (published only)."""
+    """The client's in-progress response to this version, or a new one (published only).
+
+    Answers the client had saved for an earlier version of the same questionnaire carry
+    over where the new version asks the same question with the same option.
+    """
     if questionnaire.status != QuestionnaireStatus.PUBLISHED:
         raise ValidationError(
             {"questionnaire": [f"version {questionnaire.version} is not published"]}
@@ -351,15 +355,38 @@ def response_start(
         ).first()
         if response is not None:
             return response
+        earlier = (
+            QuestionnaireResponse.objects.filter(
+                client=client,
+                status=ResponseStatus.IN_PROGRESS,
+                questionnaire__key=questionnaire.key,
+                questionnaire__version__lt=questionnaire.version,
+            )
+            .order_by("-updated_at")
+            .first()
+        )
+        carried: dict[str, str] = {}
+        if earlier is not None:
+            _questions, options = _options_by_question(questionnaire)
+            carried = {
+                code: value
+                for code, value in earlier.answers.items()
+                if code in options and value in options[code]
+            }
         response = QuestionnaireResponse.objects.create(
-            client=client, questionnaire=questionnaire, started_by=actor
+            client=client, questionnaire=questionnaire, started_by=actor, answers=carried
         )
         audit_record(
             action="questionnaire_response.started",
             actor=actor,
             object_type="questionnaire_response",
             object_id=response.pk,
-            payload={"client_id": client.pk, "questionnaire_id": questionnaire.pk},
+            payload={
+                "client_id": client.pk,
+                "questionnaire_id": questionnaire.pk,
+                "carried_over_from": earlier.pk if earlier is not None else None,
+                "answers": carried,
+            },
         )
     return response
 

@@ -361,3 +361,31 @@ def test_the_expiry_task_runs_per_firm(book, firm_b):
     )
     with firm_context(book.world.firm), transaction.atomic():
         assert RiskProfile.objects.get(pk=profile.pk).status == ProfileStatus.STALE
+
+
+def test_saved_answers_carry_over_to_a_new_version(in_firm):
+    v1 = questionnaire_install_default()
+    old = response_start(client=in_firm.client, questionnaire=v1, actor=None)
+    response_save(
+        response=old,
+        answers={"tol_job": "accept", "tol_word": "loss", "cap_income": "stable"},
+        actor=None,
+    )
+    draft = questionnaire_new_version(source=v1, actor=None)
+    from dataclasses import replace
+
+    specs = [
+        replace(q, options=tuple(replace(o, code=f"{o.code}_v2") for o in q.options))
+        if q.code == "cap_income"
+        else q
+        for q in DEFAULT_QUESTIONS
+        if q.code != "tol_word"
+    ]
+    questionnaire_update_draft(questionnaire=draft, actor=None, questions=specs)
+    v2 = questionnaire_publish(questionnaire=draft, actor=None)
+    new = response_start(client=in_firm.client, questionnaire=v2, actor=None)
+    assert new.pk != old.pk
+    # tol_word is gone, cap_income's options changed: only tol_job carries over.
+    assert new.answers == {"tol_job": "accept"}
+    event = AuditEvent.objects.filter(action="questionnaire_response.started").latest("seq")
+    assert event.payload["carried_over_from"] == old.pk
