@@ -42,9 +42,9 @@ ROLE_LOGIN = {
 # What each role's home page shows (advisor/dashboards.py); later issues add to it.
 ROLE_SEES = {
     Role.FIRM_ADMIN: "members by role, the firm's audit events and latest activity",
-    Role.ADVISOR: "their clients and their own recorded actions",
+    Role.ADVISOR: "their clients and their own recorded actions; the client book (Clients)",
     Role.COMPLIANCE: "audit events today and in total, latest activity, the chain check",
-    Role.INVESTOR: "their profile, sign-ins and failed sign-in attempts",
+    Role.INVESTOR: "their profile, sign-ins and failed sign-in attempts; their risk profile",
 }
 PLATFORM_SEES = "the Django admin at /admin/: firms, users, audit trail (read-only)"
 
@@ -236,6 +236,12 @@ def _seed_platform_user() -> Created:
         user.save(update_fields=["is_superuser", "is_staff", "is_active"])
         created.add("superuser rights restored")
     return created
+
+
+# The client book, questionnaires and risk profiles of each demo firm (issue 3).
+from accounts.demo_book import seed_client_book  # noqa: E402
+
+FIRM_SEEDERS.append(seed_client_book)
 
 
 # --- the summary ---------------------------------------------------------------------

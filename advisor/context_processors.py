@@ -36,6 +36,9 @@ ROLE_NAVIGATION: dict[str, tuple[tuple[str, str, str], ...]] = {
     Role.FIRM_ADMIN: (
         ("members", "Members", "accounts:member_list"),
         ("firm_settings", "Firm settings", "accounts:firm_settings"),
+        ("client_book", "Client book", "accounts:client_list"),
+        ("questionnaires", "Questionnaires", "accounts:questionnaire_list"),
+        ("strategy_mapping", "Strategy mapping", "accounts:strategy_mapping"),
     ),
     Role.ADVISOR: (
         ("clients", "Clients", "accounts:client_list"),
@@ -44,6 +47,7 @@ ROLE_NAVIGATION: dict[str, tuple[tuple[str, str, str], ...]] = {
     Role.COMPLIANCE: (
         ("audit_trail", "Audit trail", "compliance:audit_list"),
         ("compliance_rules", "Compliance rules", "compliance:rule_list"),
+        ("strategy_approvals", "Strategy approvals", "accounts:approval_list"),
     ),
     Role.INVESTOR: (
         ("my_portfolio", "My portfolio", "portfolios:my_portfolio"),

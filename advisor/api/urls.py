@@ -8,6 +8,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
+from accounts import book_api, risk_api, strategy_api
 from advisor.api.errors import route_not_found
 
 app_name = "api"
@@ -23,6 +24,89 @@ v1: list[URLPattern | URLResolver] = [
         "firm/members/<int:pk>/",
         accounts_api.FirmMemberDetailView.as_view(),
         name="firm-member-detail",
+    ),
+    # The client book (accounts/book_api.py).
+    path("households/", book_api.HouseholdListView.as_view(), name="household-list"),
+    path("households/<int:pk>/", book_api.HouseholdDetailView.as_view(), name="household-detail"),
+    path(
+        "households/<int:pk>/advisors/",
+        book_api.HouseholdAdvisorsView.as_view(),
+        name="household-advisors",
+    ),
+    path("clients/", book_api.ClientListView.as_view(), name="client-list"),
+    path("clients/<int:pk>/", book_api.ClientDetailView.as_view(), name="client-detail"),
+    path(
+        "clients/<int:pk>/invitations/",
+        book_api.ClientInvitationView.as_view(),
+        name="client-invitation",
+    ),
+    path("invitations/accept/", book_api.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("portfolios/", book_api.PortfolioListView.as_view(), name="portfolio-list"),
+    path("portfolios/<int:pk>/", book_api.PortfolioDetailView.as_view(), name="portfolio-detail"),
+    # Questionnaires and risk profiles (accounts/risk_api.py).
+    path("questionnaires/", risk_api.QuestionnaireListView.as_view(), name="questionnaire-list"),
+    path(
+        "questionnaires/<int:pk>/",
+        risk_api.QuestionnaireDetailView.as_view(),
+        name="questionnaire-detail",
+    ),
+    path(
+        "questionnaires/<int:pk>/publish/",
+        risk_api.QuestionnairePublishView.as_view(),
+        name="questionnaire-publish",
+    ),
+    path(
+        "questionnaires/<int:pk>/new-version/",
+        risk_api.QuestionnaireNewVersionView.as_view(),
+        name="questionnaire-new-version",
+    ),
+    path(
+        "questionnaires/<int:pk>/statistics/",
+        risk_api.QuestionnaireStatisticsView.as_view(),
+        name="questionnaire-statistics",
+    ),
+    path(
+        "questionnaire-responses/",
+        risk_api.ResponseListView.as_view(),
+        name="questionnaire-response-list",
+    ),
+    path(
+        "questionnaire-responses/<int:pk>/",
+        risk_api.ResponseDetailView.as_view(),
+        name="questionnaire-response-detail",
+    ),
+    path(
+        "questionnaire-responses/<int:pk>/submit/",
+        risk_api.ResponseSubmitView.as_view(),
+        name="questionnaire-response-submit",
+    ),
+    path("risk-profiles/", risk_api.RiskProfileListView.as_view(), name="risk-profile-list"),
+    path(
+        "risk-profiles/<int:pk>/",
+        risk_api.RiskProfileDetailView.as_view(),
+        name="risk-profile-detail",
+    ),
+    path(
+        "profile-flags/<int:pk>/resolve/",
+        risk_api.FlagResolveView.as_view(),
+        name="profile-flag-resolve",
+    ),
+    # Profile to strategy (accounts/strategy_api.py).
+    path(
+        "model-portfolios/",
+        strategy_api.ModelPortfolioListView.as_view(),
+        name="model-portfolio-list",
+    ),
+    path("risk-mapping/", strategy_api.RiskMappingView.as_view(), name="risk-mapping"),
+    path(
+        "strategy-assignments/",
+        strategy_api.AssignmentListView.as_view(),
+        name="strategy-assignment-list",
+    ),
+    path(
+        "strategy-assignments/<int:pk>/decision/",
+        strategy_api.AssignmentDecisionView.as_view(),
+        name="strategy-assignment-decision",
     ),
 ]
 

@@ -163,6 +163,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" with its own choices: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "PortfolioStatusEnum": "portfolios.models.PortfolioStatus",
+        "QuestionnaireStatusEnum": "accounts.models.QuestionnaireStatus",
+        "ResponseStatusEnum": "accounts.models.ResponseStatus",
+        "ProfileStatusEnum": "accounts.models.ProfileStatus",
+    },
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

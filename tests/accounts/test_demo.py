@@ -17,6 +17,14 @@ from compliance.models import AuditEvent
 from compliance.selectors import audit_chain_verify
 
 
+@pytest.fixture(autouse=True)
+def _base_world_only(monkeypatch):
+    """These tests are about the base world (firms, logins); later issues' seeders
+    (accounts.demo_book, ...) are tested on their own."""
+    monkeypatch.setattr(demo, "FIRM_SEEDERS", [])
+    monkeypatch.setattr(demo, "GLOBAL_SEEDERS", [])
+
+
 def audit_counts() -> dict[str, int]:
     counts = {}
     for firm in Firm.objects.all():

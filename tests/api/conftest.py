@@ -12,14 +12,15 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 
-ID_RANGE = 10**8
+# 10**7 ids per table: 214 sequences fit below 2**31 (some sequences are 32-bit).
+ID_RANGE = 10**7
 
 
 @pytest.fixture(scope="session")
 def disjoint_id_ranges(django_db_setup: None, django_db_blocker: Any) -> None:
     """Move every sequence of the test database into its own range of ids.
 
-    Each table's ids then start at a different multiple of 10**8, so an id of one kind
+    Each table's ids then start at a different multiple of ID_RANGE, so an id of one kind
     (a firm, a user, a membership, ...) never equals an id of another kind. The isolation
     tests rely on it to look for another firm's ids anywhere in a response. Sequences
     belong to the owner role; ``setval`` is not transactional, nothing to undo.

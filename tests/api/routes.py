@@ -14,13 +14,29 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.converters import IntConverter, UUIDConverter
 from django.urls.resolvers import RegexPattern, RoutePattern
 from rest_framework.permissions import AllowAny
 
-from accounts.models import Membership, Role, User
+from accounts.models import (
+    Client,
+    Household,
+    Membership,
+    ModelPortfolio,
+    ProfileFlag,
+    RiskProfile,
+    Role,
+    StrategyAssignment,
+    User,
+)
+from accounts.profiling.default_questionnaire import DEFAULT_QUESTIONS
+from accounts.risk_services import questionnaire_install_default, response_start, response_submit
+from accounts.strategy_services import model_portfolios_install_default, strategy_override
 from accounts.tenancy import firm_context
+from portfolios.models import Portfolio
+from tests.accounts.book import Book, make_book
 from tests.conftest import PASSWORD, FirmWorld
 
 API_PREFIX = "api/v1/"
@@ -114,6 +130,75 @@ class ObjectSpec:
     payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _book(world: FirmWorld) -> Book:
+    """The firm's client book (tests/accounts/book.py), built once per test."""
+    with transaction.atomic():
+        built = Household.objects.filter(name=f"Mine household {world.firm.slug}").first()
+    if built is None:
+        return make_book(world)
+    with transaction.atomic():
+        return Book(
+            world,
+            other_advisor=User.objects.get(username=f"advisor2.{world.firm.slug}"),
+            other_investor=User.objects.get(username=f"investor2.{world.firm.slug}"),
+            mine=built,
+            theirs=Household.objects.get(name=f"Theirs household {world.firm.slug}"),
+            client=Client.objects.get(user=world.user(Role.INVESTOR)),
+            other_client=Client.objects.get(user__username=f"investor2.{world.firm.slug}"),
+            portfolio=Portfolio.objects.get(number=f"{world.firm.slug.upper()}-001"),
+            other_portfolio=Portfolio.objects.get(number=f"{world.firm.slug.upper()}-002"),
+        )
+
+
+def _questionnaire(world: FirmWorld) -> dict[str, Any]:
+    with transaction.atomic():
+        return {"pk": questionnaire_install_default().pk}
+
+
+def _response(world: FirmWorld) -> dict[str, Any]:
+    book = _book(world)
+    with transaction.atomic():
+        questionnaire = questionnaire_install_default()
+        response = response_start(client=book.client, questionnaire=questionnaire, actor=None)
+        return {"pk": response.pk}
+
+
+def _flagged_profile(world: FirmWorld) -> RiskProfile:
+    book = _book(world)
+    with transaction.atomic():
+        found = RiskProfile.objects.filter(client=book.client).first()
+        if found is not None:
+            return found
+        questionnaire = questionnaire_install_default()
+        answers = {q.code: q.options[-1].code for q in DEFAULT_QUESTIONS}
+        answers["tol_fall_20"] = "sell_all"  # contradicts "maximum growth": a flag
+        response = response_start(client=book.client, questionnaire=questionnaire, actor=None)
+        return response_submit(response=response, actor=None, answers=answers)
+
+
+def _profile(world: FirmWorld) -> dict[str, Any]:
+    return {"pk": _flagged_profile(world).pk}
+
+
+def _flag(world: FirmWorld) -> dict[str, Any]:
+    profile = _flagged_profile(world)
+    with transaction.atomic():
+        return {"pk": ProfileFlag.objects.filter(profile=profile).values_list("pk", flat=True)[0]}
+
+
+def _pending_override(world: FirmWorld) -> dict[str, Any]:
+    profile = _flagged_profile(world)
+    with transaction.atomic():
+        model_portfolios_install_default()
+        found = StrategyAssignment.objects.filter(status="pending_approval").first()
+        if found is None:
+            preservation = ModelPortfolio.objects.get(name="Capital preservation")
+            found = strategy_override(
+                profile=profile, model_portfolio=preservation, actor=None, rationale="Test."
+            )
+        return {"pk": found.pk}
+
+
 def _member(world: FirmWorld) -> dict[str, Any]:
     membership = Membership.objects.get(user=world.user(Role.ADVISOR))
     return {"pk": membership.pk}
@@ -122,6 +207,40 @@ def _member(world: FirmWorld) -> dict[str, Any]:
 OBJECTS: dict[str, ObjectSpec] = {
     "api:firm-member-detail": ObjectSpec(
         kwargs=_member, payloads={"patch": {"role": Role.FIRM_ADMIN}, "put": {"role": "investor"}}
+    ),
+    "api:household-detail": ObjectSpec(
+        kwargs=lambda w: {"pk": _book(w).mine.pk}, payloads={"patch": {"name": "Renamed"}}
+    ),
+    "api:household-advisors": ObjectSpec(
+        kwargs=lambda w: {"pk": _book(w).mine.pk}, payloads={"put": {"advisor_ids": []}}
+    ),
+    "api:client-detail": ObjectSpec(
+        kwargs=lambda w: {"pk": _book(w).client.pk}, payloads={"patch": {"phone": "555-0199"}}
+    ),
+    "api:client-invitation": ObjectSpec(
+        kwargs=lambda w: {"pk": _book(w).client.pk},
+        payloads={"post": {"email": "someone@example.test"}},
+    ),
+    "api:portfolio-detail": ObjectSpec(
+        kwargs=lambda w: {"pk": _book(w).portfolio.pk}, payloads={"patch": {"status": "frozen"}}
+    ),
+    "api:questionnaire-detail": ObjectSpec(
+        kwargs=_questionnaire, payloads={"patch": {"name": "Renamed"}}
+    ),
+    "api:questionnaire-publish": ObjectSpec(kwargs=_questionnaire),
+    "api:questionnaire-new-version": ObjectSpec(kwargs=_questionnaire),
+    "api:questionnaire-statistics": ObjectSpec(kwargs=_questionnaire),
+    "api:questionnaire-response-detail": ObjectSpec(
+        kwargs=_response, payloads={"patch": {"answers": {"tol_job": "accept"}}}
+    ),
+    "api:questionnaire-response-submit": ObjectSpec(
+        kwargs=_response,
+        payloads={"post": {"answers": {q.code: q.options[0].code for q in DEFAULT_QUESTIONS}}},
+    ),
+    "api:risk-profile-detail": ObjectSpec(kwargs=_profile),
+    "api:profile-flag-resolve": ObjectSpec(kwargs=_flag, payloads={"post": {"note": "Discussed."}}),
+    "api:strategy-assignment-decision": ObjectSpec(
+        kwargs=_pending_override, payloads={"post": {"approve": True}}
     ),
 }
 

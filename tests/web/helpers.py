@@ -17,9 +17,19 @@ _H1 = re.compile(r"<h1>(?P<text>.*?)</h1>", re.S)
 
 # Each role's own navigation entries, data-nav key -> label (Home is everyone's).
 ROLE_NAV: dict[str, dict[str, str]] = {
-    "firm_admin": {"members": "Members", "firm_settings": "Firm settings"},
+    "firm_admin": {
+        "members": "Members",
+        "firm_settings": "Firm settings",
+        "client_book": "Client book",
+        "questionnaires": "Questionnaires",
+        "strategy_mapping": "Strategy mapping",
+    },
     "advisor": {"clients": "Clients", "rebalancing": "Rebalancing"},
-    "compliance": {"audit_trail": "Audit trail", "compliance_rules": "Compliance rules"},
+    "compliance": {
+        "audit_trail": "Audit trail",
+        "compliance_rules": "Compliance rules",
+        "strategy_approvals": "Strategy approvals",
+    },
     "investor": {"my_portfolio": "My portfolio", "risk_profile": "Risk profile"},
 }
 ROLE_HEADING = {

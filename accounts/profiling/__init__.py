@@ -1,0 +1,1 @@
+"""Pure risk-profiling code: scoring and psychometrics. No Django import, ever."""
