@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class PortfoliosConfig(AppConfig):
     name = "portfolios"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts import demo
+        from portfolios.demo_market import market_seeder
+
+        if market_seeder not in demo.GLOBAL_SEEDERS:
+            demo.GLOBAL_SEEDERS.append(market_seeder)

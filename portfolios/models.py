@@ -1,1 +1,3 @@
 """Assets, strategies, portfolios, holdings and rebalancing arrive with later issues."""
+
+from portfolios.models_market import *  # noqa: F401,F403

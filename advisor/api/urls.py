@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from advisor.api.errors import route_not_found
+from portfolios import api_market
 
 app_name = "api"
 
@@ -23,6 +24,23 @@ v1: list[URLPattern | URLResolver] = [
         "firm/members/<int:pk>/",
         accounts_api.FirmMemberDetailView.as_view(),
         name="firm-member-detail",
+    ),
+    path("market/assets/", api_market.AssetListView.as_view(), name="market-asset-list"),
+    path(
+        "market/assets/<str:symbol>/prices/",
+        api_market.AssetPriceListView.as_view(),
+        name="market-asset-prices",
+    ),
+    path("market/prices/held/", api_market.HeldPriceListView.as_view(), name="market-price-held"),
+    path(
+        "market/prices/import/",
+        api_market.PriceImportView.as_view(),
+        name="market-price-import",
+    ),
+    path(
+        "market/prices/<int:pk>/review/",
+        api_market.PriceReviewView.as_view(),
+        name="market-price-review",
     ),
 ]
 
