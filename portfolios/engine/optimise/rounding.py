@@ -4,7 +4,9 @@ Weights are computed in floats. On the way out they are rounded ONCE, here:
 each weight becomes an integer number of units of 1e-8 (``UNIT``), and the
 integer units sum to exactly 100,000,000 (largest-remainder method: floor every
 weight, then hand the missing units to the largest remainders, never past an
-asset's upper bound nor below its lower bound). The float weights are those
+asset's upper bound nor below its lower bound; a bound that is not a multiple of
+1e-8 and cannot be met in whole units, like three assets capped at 1/3, is
+passed by at most one unit). The float weights are those
 integers divided by 1e8, so they sum to 1 within float error (< 1e-12) and any
 two runs on the same inputs give bit-identical weights.
 """
@@ -60,6 +62,12 @@ def round_weights(
         if upper is None
         else np.floor(np.asarray(upper) * UNITS + 1e-3).astype(np.int64)
     )
+    # A bound that is not a multiple of 1e-8 is met exactly when the units allow it;
+    # when they cannot (three assets capped at 1/3), it may be passed by one unit.
+    if int(hi_units.sum()) < UNITS and upper is not None:
+        hi_units = np.ceil(np.asarray(upper) * UNITS - 1e-3).astype(np.int64)
+    if int(lo_units.sum()) > UNITS and lower is not None:
+        lo_units = np.floor(np.asarray(lower) * UNITS + 1e-3).astype(np.int64)
     scaled = w * UNITS
     units = np.floor(scaled + 1e-7).astype(np.int64)
     units = np.clip(units, lo_units, hi_units)
@@ -137,7 +145,7 @@ def cap_and_redistribute(raw: Sequence[float] | FloatArray, cap: float) -> Float
         if base.sum() <= 0:
             w[free] = remaining / free.sum()
         else:
-            w[free] = remaining * base / base.sum()
+            w[free] = remaining * (base / base.sum())
     return w
 
 
