@@ -9,9 +9,11 @@ object of a given firm for it; without one the tests fail loudly, naming the rou
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -112,6 +114,11 @@ class ObjectSpec:
 
     kwargs: Callable[[FirmWorld], dict[str, Any]]
     payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The object is platform-wide reference data (an asset, a price), owned by no firm:
+    #: every firm reaches the same object and must read the same answer, so the matrix
+    #: checks "identical for both firms, and nothing of the other firm in it" instead of
+    #: "another firm's object reads like a missing one".
+    platform_wide: bool = False
 
 
 def _member(world: FirmWorld) -> dict[str, Any]:
@@ -119,9 +126,43 @@ def _member(world: FirmWorld) -> dict[str, Any]:
     return {"pk": membership.pk}
 
 
+def _market_asset() -> Any:
+    from portfolios.models_market import Asset, AssetClass, Price, PriceStatus
+
+    asset, _ = Asset.objects.get_or_create(
+        symbol="MATRIXCOIN", defaults={"name": "Matrix coin", "asset_class": AssetClass.CRYPTO}
+    )
+    if not asset.prices.exists():
+        Price.objects.create(asset=asset, date=dt.date(2024, 1, 1), close=Decimal("10.5"))
+        Price.objects.create(
+            asset=asset,
+            date=dt.date(2024, 1, 2),
+            close=Decimal("99.5"),
+            status=PriceStatus.HELD,
+            status_reason="move of +848% is 40 standard deviations",
+        )
+    return asset
+
+
+def _asset_prices(world: FirmWorld) -> dict[str, Any]:
+    return {"symbol": _market_asset().symbol}
+
+
+def _held_price(world: FirmWorld) -> dict[str, Any]:
+    from portfolios.models_market import PriceStatus
+
+    return {"pk": _market_asset().prices.get(status=PriceStatus.HELD).pk}
+
+
 OBJECTS: dict[str, ObjectSpec] = {
     "api:firm-member-detail": ObjectSpec(
         kwargs=_member, payloads={"patch": {"role": Role.FIRM_ADMIN}, "put": {"role": "investor"}}
+    ),
+    "api:market-asset-prices": ObjectSpec(kwargs=_asset_prices, platform_wide=True),
+    "api:market-price-review": ObjectSpec(
+        kwargs=_held_price,
+        payloads={"post": {"decision": "rejected", "note": "matrix"}},
+        platform_wide=True,
     ),
 }
 
