@@ -87,13 +87,13 @@ def test_whole_fixture_set_in_one_import_and_demo_seed_is_idempotent() -> None:
 def test_formats_are_read_as_documented(assets: None) -> None:
     prices_import(paths=[MARKET_FIXTURES / "etf_monthly" / "VTI.csv"], actor=None)
     prices_import(paths=[MARKET_FIXTURES / "stocks_daily" / "AAPL.csv"], actor=None)
-    vti = Price.objects.filter(asset__symbol="VTI").order_by("date")
+    vti = list(Price.objects.filter(asset__symbol="VTI").order_by("date"))
     # Month-start rows are stored at month end; the partial June 2021 is left out.
-    assert vti.first().date == dt.date(2001, 7, 31)
-    assert vti.last().date == dt.date(2021, 5, 31)
-    assert vti.last().frequency == "monthly"
-    assert vti.last().close == Decimal("218.089996")  # Adj Close of 2021-05-01
-    batch = ImportBatch.objects.order_by("id").first()
+    assert vti[0].date == dt.date(2001, 7, 31)
+    assert vti[-1].date == dt.date(2021, 5, 31)
+    assert vti[-1].frequency == "monthly"
+    assert vti[-1].close == Decimal("218.089996")  # Adj Close of 2021-05-01
+    batch = ImportBatch.objects.order_by("id")[0]
     assert [s["line"] for s in batch.files[0]["skipped"]] == [241, 242]
     assert batch.rows_skipped == 2
     aapl = Price.objects.get(asset__symbol="AAPL", date=dt.date(2025, 2, 11))
@@ -243,13 +243,7 @@ def test_an_outlier_is_held_for_review_and_not_used(assets: None) -> None:
     assert not price_usable_queryset().filter(pk=held.pk).exists()
     matrix = price_matrix(symbols=["BTC"])
     assert len(matrix) == len(closes) - 1
-    assert pd_timestamp(held.date) not in matrix.index
-
-
-def pd_timestamp(day: dt.date):
-    import pandas as pd
-
-    return pd.Timestamp(day)
+    assert held.date not in {stamp.date() for stamp in matrix.index}
 
 
 def test_a_held_price_is_released_or_rejected_with_a_record(assets: None, settings) -> None:
