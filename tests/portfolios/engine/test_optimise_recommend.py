@@ -1,0 +1,55 @@
+"""Risk level -> target volatility -> recommended strategy, on the classic ETF family."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from portfolios.engine.optimise import (
+    recommend,
+    recommend_and_optimise,
+    target_volatility,
+)
+from portfolios.engine.types import InvalidParameter, Method, ReturnEstimator
+
+from .conftest import ETFS
+
+
+def test_table_is_increasing_and_documented():
+    vols = [target_volatility(level) for level in range(1, 11)]
+    assert vols == sorted(vols)
+    assert vols[0] == 0.03
+    assert vols[-1] == 0.18
+    for bad in (0, 11, True, 5.5):
+        with pytest.raises(InvalidParameter, match="risk level"):
+            target_volatility(bad)  # type: ignore[arg-type]
+
+
+def test_recommended_parameters():
+    rec = recommend(7, frequency=12)
+    assert rec.method is Method.EFFICIENT_RISK
+    assert rec.target_volatility == 0.12
+    assert rec.parameters["lookback"] == 60
+    assert rec.parameters["return_estimator"] is ReturnEstimator.CAPM
+    assert Method.MIN_VARIANCE in rec.alternatives
+    assert "12.0%" in rec.explanation
+
+
+def test_every_level_on_the_etf_family(etf_prices):
+    results = []
+    for level in range(1, 11):
+        rec, res = recommend_and_optimise(level, universe=ETFS, prices=etf_prices, frequency=12)
+        if rec.method is Method.EFFICIENT_RISK:
+            assert res.volatility <= rec.target_volatility + 1e-6
+        else:  # the ETFs cannot be calmer than their minimum-variance mix
+            assert rec.method is Method.MIN_VARIANCE
+            assert level == 1
+            assert "least volatile" in rec.explanation
+        assert max(res.weights.values()) <= 0.6 + 1e-12
+        results.append(res)
+    vols = [r.volatility for r in results]
+    rets = [r.expected_return for r in results]
+    assert vols == sorted(vols)
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(rets))
+    assert results[-1].weights["VTI"] > results[0].weights["VTI"]
