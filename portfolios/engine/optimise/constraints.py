@@ -22,8 +22,11 @@ from portfolios.engine.types import InfeasibleStrategy, InvalidParameter, Unknow
 
 # cvxpy's partial type hints miss most of its API: use it untyped.
 cp: Any = cvxpy
+# Clarabel (an interior-point solver, in the lock file through cvxpy) for every
+# problem, here and in PyPortfolioOpt: accurate to ~1e-8 and deterministic.
+SOLVER = "CLARABEL"
 
-__all__ = ["TOL", "Constraints", "build_constraints", "check_feasible", "project"]
+__all__ = ["SOLVER", "TOL", "Constraints", "build_constraints", "check_feasible", "project"]
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ def cvxpy_constraints(w: Any, c: Constraints) -> list[Any]:
 
 def _solve(problem: Any, what: str) -> None:
     try:
-        problem.solve()
+        problem.solve(solver=SOLVER)
     except cp.error.SolverError as exc:  # pragma: no cover - solver-specific
         raise InfeasibleStrategy(f"{what}: the solver failed ({exc})") from exc
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):

@@ -105,8 +105,8 @@ def optimise(request: OptimiseRequest) -> OptimiseResult:
     raw = _weights(r, c, window, mu, cov, details)
     if r.method not in _SOLVER_METHODS:
         raw = cons.project(raw, c)
-    final = round_weights(raw, c.lower, c.upper)
-    broken = cons.violations(final, c, tol=2e-8)
+    final = round_weights(np.clip(raw, c.lower, c.upper), c.lower, c.upper)
+    broken = cons.violations(final, c, tol=1e-7)
     if broken:  # pragma: no cover - guards the solvers' tolerance
         raise InfeasibleStrategy("the optimiser's weights break a constraint: " + broken[0])
 
@@ -284,7 +284,7 @@ def _frontier(
     bounds = list(zip(c.lower.tolist(), c.upper.tolist(), strict=True))
     mu_s = pd.Series(np.asarray(mu, dtype=np.float64), index=list(c.symbols))
     cov_df = pd.DataFrame(np.asarray(cov, dtype=np.float64), index=mu_s.index, columns=mu_s.index)
-    ef = EfficientFrontier(mu_s, cov_df, weight_bounds=bounds)
+    ef = EfficientFrontier(mu_s, cov_df, weight_bounds=bounds, solver=cons.SOLVER)
     if c.has_class_limits:
         mapper, lower, upper = c.sector_args()
         lower = {k: v for k, v in lower.items() if k in mapper.values()}

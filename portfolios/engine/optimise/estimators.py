@@ -34,7 +34,10 @@ def price_window(prices: pd.DataFrame, symbols: Sequence[str], lookback: int) ->
         if sym not in prices.columns:
             raise UnknownAsset(f"unknown asset {sym!r}: no prices for it")
     frame = prices.loc[:, list(symbols)].sort_index()
-    frame = frame.apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    try:
+        frame = frame.astype(np.float64)
+    except (TypeError, ValueError):
+        frame = frame.apply(pd.to_numeric, errors="coerce").astype(np.float64)
     frame = frame.dropna(how="all")
     need = lookback + 1
     if len(frame) < need:
