@@ -74,6 +74,9 @@ class Customisation:
         object.__setattr__(self, "asset_bounds", MappingProxyType(bounds))
         object.__setattr__(self, "class_tilts", MappingProxyType(tilts))
 
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.canonical(), sort_keys=True))
+
     @property
     def is_empty(self) -> bool:
         return not (

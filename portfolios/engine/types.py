@@ -92,7 +92,7 @@ class View:
     relative_to: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OptimiseRequest:
     """Everything one strategy computation depends on.
 
@@ -104,6 +104,9 @@ class OptimiseRequest:
     weight_bounds: global (min, max) per asset; ``asset_bounds`` override per symbol.
     asset_classes: symbol -> class; ``class_min`` / ``class_max``: class -> share.
     exclusions: symbols dropped from the universe before anything else.
+
+    Requests compare by identity (they hold a DataFrame); two requests compute
+    the same model version when their results' fingerprints are equal.
     """
 
     method: Method
@@ -186,3 +189,26 @@ class OptimiseResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", _frozen(self.weights))
         object.__setattr__(self, "details", _frozen(self.details))
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able dict of the result, for storing as an immutable model version."""
+        return {
+            "method": self.method.value,
+            "weights": dict(self.weights),
+            "expected_return": self.expected_return,
+            "volatility": self.volatility,
+            "sharpe_ratio": self.sharpe_ratio,
+            "risk_free_rate": self.risk_free_rate,
+            "prices_as_of": self.prices_as_of,
+            "fingerprint": self.fingerprint,
+            "prices_digest": self.prices_digest,
+            "details": _jsonable(dict(self.details)),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list | frozenset | set):
+        return [_jsonable(v) for v in value]
+    return value

@@ -76,6 +76,11 @@ def optimise(request: OptimiseRequest) -> OptimiseResult:
             )
     elif r.method is Method.MARKET_CAP:
         extra_cap = r.max_weight
+        if extra_cap is not None and extra_cap * len(held) < 1 - cons.TOL:
+            raise InfeasibleStrategy(
+                f"per-asset cap {extra_cap:g} x {len(held)} assets = "
+                f"{extra_cap * len(held):g} < 1: weights cannot sum to one"
+            )
         for sym in symbols:
             if sym not in r.market_caps:
                 raise UnknownAsset(f"unknown asset {sym!r}: no market capitalisation for it")

@@ -190,3 +190,11 @@ def test_ten_thousand_portfolios_two_hundred_customisations_computed_once_each()
             STRATEGY if version == "etf-v1" else {**STRATEGY, "VTI": 0.3, "VTIP": 0.2}, cust
         )
         assert shared[i] == expected
+
+
+def test_customisations_are_hashable_and_compare_by_content():
+    a = Customisation(asset_bounds={"VTI": (0, 0.3)}, excluded_tags=frozenset({"x"}))
+    b = Customisation(excluded_tags=frozenset({"x"}), asset_bounds={"VTI": (0.0, 0.3)})
+    assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b, Customisation()}) == 2

@@ -400,3 +400,32 @@ def test_bad_method_parameters(etf_prices, method, over, error, words):
     with pytest.raises(error) as exc:
         optimise(etf_request(etf_prices, method, **over))
     assert words in str(exc.value)
+
+
+def test_result_record_is_json_ready(crypto_prices):
+    import json
+
+    from .test_optimise_index import CRYPTO_CAPS
+
+    res = optimise(
+        OptimiseRequest(
+            method=Method.INDEX,
+            universe=("BTC", "ETH", "XRP", "SOL"),
+            prices=crypto_prices,
+            lookback=90,
+            frequency=365,
+            market_caps=CRYPTO_CAPS,
+            top_n=3,
+            max_weight=0.5,
+        )
+    )
+    record = json.loads(json.dumps(res.to_record()))
+    assert record["method"] == "index"
+    assert record["details"]["members"] == ["BTC", "ETH", "XRP"]
+    assert record["weights"] == dict(res.weights)
+    assert record["prices_as_of"] == "2025-02-11"
+
+
+def test_market_cap_cap_too_small(stock_prices):
+    with pytest.raises(InfeasibleStrategy, match=r"per-asset cap 0\.05 x 10 assets"):
+        optimise(stock_request(stock_prices, Method.MARKET_CAP, max_weight=0.05))
