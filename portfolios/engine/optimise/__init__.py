@@ -10,6 +10,7 @@ from portfolios.engine.optimise.recommend import (
     target_volatility,
 )
 from portfolios.engine.optimise.rounding import cap_and_redistribute, round_weights
+from portfolios.engine.optimise.walkforward import weights_function
 
 __all__ = [
     "Recommendation",
@@ -27,4 +28,5 @@ __all__ = [
     "select_top_n",
     "sleeve_returns",
     "target_volatility",
+    "weights_function",
 ]

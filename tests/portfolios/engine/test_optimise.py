@@ -429,3 +429,24 @@ def test_result_record_is_json_ready(crypto_prices):
 def test_market_cap_cap_too_small(stock_prices):
     with pytest.raises(InfeasibleStrategy, match=r"per-asset cap 0\.05 x 10 assets"):
         optimise(stock_request(stock_prices, Method.MARKET_CAP, max_weight=0.05))
+
+
+def test_walk_forward_backtest_of_a_strategy(etf_prices):
+    from portfolios.engine.backtest import BacktestConfig, RebalancePolicy, backtest_run
+    from portfolios.engine.optimise import weights_function
+
+    seen = []
+    req = etf_request(etf_prices, Method.MIN_VARIANCE, lookback=36, weight_bounds=(0.0, 0.5))
+    fn = weights_function(req, on_result=lambda day, res: seen.append((day, res)))
+    result = backtest_run(
+        etf_prices,
+        fn,
+        policy=RebalancePolicy(calendar="quarterly"),
+        config=BacktestConfig(start="2019-01-01", reoptimise="quarterly"),
+    )
+    assert len(seen) >= 9  # 2019-01 .. 2021-04, once a quarter
+    for day, res in seen:
+        assert res.prices_as_of == day.date().isoformat()  # nothing after the decision date
+        assert max(res.weights.values()) <= 0.5 + 1e-12
+    assert len({res.fingerprint for _, res in seen}) == len(seen)
+    assert result is not None
