@@ -175,7 +175,10 @@ def _weights(
         for sym, v in zip(c.symbols, caps, strict=True):
             if not math.isfinite(v) or v < 0:
                 raise InvalidParameter(f"market capitalisation of {sym!r} must be a number >= 0")
+        # The cap (and the global maximum weight) keep market-cap proportions among
+        # the uncapped assets; other bounds are met by the projection afterwards.
         cap = 1.0 if r.max_weight is None else float(r.max_weight)
+        cap = min(cap, float(c.upper.max()))
         return cap_and_redistribute(caps, cap)
     if m is Method.INVERSE_VOLATILITY:
         inv = 1.0 / np.sqrt(np.maximum(np.diag(cov), 1e-18))
