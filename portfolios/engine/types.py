@@ -154,11 +154,17 @@ class OptimiseRequest:
         object.__setattr__(self, "universe", tuple(self.universe))
         object.__setattr__(self, "exclusions", frozenset(self.exclusions))
         object.__setattr__(self, "views", tuple(self.views))
-        object.__setattr__(self, "method", Method(self.method))
-        object.__setattr__(self, "return_estimator", ReturnEstimator(self.return_estimator))
-        object.__setattr__(
-            self, "covariance_estimator", CovarianceEstimator(self.covariance_estimator)
-        )
+        for name, kind in (
+            ("method", Method),
+            ("return_estimator", ReturnEstimator),
+            ("covariance_estimator", CovarianceEstimator),
+        ):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, kind(value))
+            except ValueError:
+                choices = ", ".join(k.value for k in kind)
+                raise InvalidParameter(f"unknown {name} {value!r}: one of {choices}") from None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ def optimise(request: OptimiseRequest) -> OptimiseResult:
     if len(set(r.universe)) != len(r.universe):
         dup = next(s for s in r.universe if r.universe.count(s) > 1)
         raise InvalidParameter(f"asset {dup!r} appears twice in the universe")
+    if not r.universe:
+        raise InvalidParameter("the universe is empty: name at least one asset")
     symbols = [s for s in r.universe if s not in r.exclusions]
     if not symbols:
         raise InfeasibleStrategy("no asset left to hold: every asset of the universe is excluded")
@@ -260,6 +262,8 @@ def _dynamic(
     if r.target_volatility is None:
         raise InvalidParameter("dynamic allocation needs target_volatility")
     for name, sleeve in (("risky", r.risky_sleeve), ("defensive", r.defensive_sleeve)):
+        if not sleeve:
+            raise InvalidParameter(f"dynamic allocation needs a {name} sleeve (asset -> weight)")
         for sym in sleeve:
             if sym not in c.symbols:
                 raise UnknownAsset(
@@ -384,6 +388,10 @@ def _black_litterman(
         raise InvalidParameter(f"tau {r.tau} must be in (0, 1]")
     cov_df = pd.DataFrame(cov, index=symbols, columns=symbols)
     caps = pd.Series({s: float(r.market_caps[s]) for s in symbols})
+    if not np.all(np.isfinite(caps.to_numpy())) or (caps < 0).any() or caps.sum() <= 0:
+        raise InvalidParameter(
+            "Black-Litterman's prior needs market capitalisations >= 0 with a positive total"
+        )
     pi = black_litterman.market_implied_prior_returns(caps, delta, cov_df, r.risk_free_rate)
     if r.views:
         p, q, conf = _view_matrices(r.views, symbols)

@@ -394,6 +394,16 @@ def test_too_little_history_names_the_asset(crypto_prices):
         ),
         (Method.EFFICIENT_RISK, {"target_volatility": None}, InvalidParameter, "target_volatility"),
         (Method.DYNAMIC, {"risky_sleeve": {"XYZ": 1.0}}, UnknownAsset, "'XYZ'"),
+        (Method.DYNAMIC, {"defensive_sleeve": {}}, InvalidParameter, "defensive sleeve"),
+        (
+            Method.BLACK_LITTERMAN,
+            {"market_caps": dict.fromkeys(ETFS, 0.0)},
+            InvalidParameter,
+            "market capitalisations",
+        ),
+        (Method.HRP, {"hrp_linkage": "nope"}, InvalidParameter, "linkage"),
+        (Method.MAX_SHARPE, {"ema_span": 1, "return_estimator": "ema"}, InvalidParameter, "EMA"),
+        (Method.EQUAL_WEIGHT, {"universe": ()}, InvalidParameter, "universe is empty"),
     ],
 )
 def test_bad_method_parameters(etf_prices, method, over, error, words):
@@ -450,3 +460,17 @@ def test_walk_forward_backtest_of_a_strategy(etf_prices):
         assert max(res.weights.values()) <= 0.5 + 1e-12
     assert len({res.fingerprint for _, res in seen}) == len(seen)
     assert result is not None
+
+
+def test_unknown_method_or_estimator_is_named(etf_prices):
+    with pytest.raises(InvalidParameter, match="unknown method 'nope'"):
+        etf_request(etf_prices, "nope")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameter, match="unknown covariance_estimator 'x'"):
+        etf_request(etf_prices, Method.MIN_VARIANCE, covariance_estimator="x")
+
+
+def test_a_gap_in_the_window_is_too_little_history(etf_prices):
+    gappy = etf_prices.copy()
+    gappy.loc[gappy.index[-5], "BND"] = float("nan")
+    with pytest.raises(InsufficientHistory, match="asset 'BND' has 60 of the 61 prices"):
+        optimise(etf_request(gappy, Method.MIN_VARIANCE))
