@@ -1,0 +1,103 @@
+"""``manage.py backtest``: strategies on the fixture prices, metrics as JSON, values as CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from portfolios.services_market import MARKET_FIXTURES, assets_seed, prices_import
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def etf_prices() -> None:
+    assets_seed()
+    prices_import(paths=sorted((MARKET_FIXTURES / "etf_monthly").glob("*.csv")), actor=None)
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("backtest", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_classic_etf_model_backtest_prints_json_and_writes_csv(
+    etf_prices: None, tmp_path: Path
+) -> None:
+    target = tmp_path / "values.csv"
+    output = run(
+        "fixed",
+        "--symbols=VTI,VXUS,BND,BNDX,VTIP",
+        "--weights=VTI=0.36,VXUS=0.24,BND=0.28,BNDX=0.12,VTIP=0",
+        "--frequency=monthly",
+        "--start=2016-12-31",
+        "--end=2021-05-31",
+        "--rebalance=quarterly+abs:0.05",
+        "--benchmark=VTI",
+        "--costs-bps=10",
+        "--fixed-cost=1",
+        f"--csv={target}",
+        "--json",
+    )
+    summary = json.loads(output)
+    assert summary["start"] == "2016-12-31"
+    assert summary["end"] == "2021-05-31"
+    metrics = summary["metrics"]
+    for key in ("cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar"):
+        assert isinstance(metrics[key], float), key
+    assert 0 < metrics["cagr"] < summary["benchmark"]["cagr"]  # 60/40 lags all-stock VTI
+    assert metrics["volatility"] < summary["benchmark"]["volatility"]
+    assert summary["costs_paid"] > 0
+    assert summary["rebalances"] >= 1 + 4 * 4
+    rows = list(csv.DictReader(target.open()))
+    assert [rows[0]["date"], rows[-1]["date"]] == ["2016-12-31", "2021-05-31"]
+    assert len(rows) == 54
+    assert set(rows[0]) == {"date", "value", "drawdown", "benchmark"}
+
+
+def test_optimised_strategy_walks_forward(etf_prices: None, tmp_path: Path) -> None:
+    output = run(
+        "min_variance",
+        "--symbols=VTI,VXUS,BND",
+        "--frequency=monthly",
+        "--lookback=36",
+        "--start=2018-12-31",
+        "--end=2021-05-31",
+        "--rebalance=monthly",
+        "--reoptimise=quarterly",
+        f"--csv={tmp_path / 'mv.csv'}",
+    )
+    assert "min_variance 2018-12-31 .. 2021-05-31: CAGR" in output
+    assert "value series written to" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--symbols=VTI,NOPE"], "unknown asset(s): NOPE"),
+        (["--symbols=VTI,BND", "--start=2008-01-31"], "too little price history before 2008-01-31"),
+        (["--symbols=VTI,BND", "--rebalance=weekly"], "unknown rebalancing policy part 'weekly'"),
+    ],
+)
+def test_bad_input_is_named(
+    etf_prices: None, args: list[str], message: str, tmp_path: Path
+) -> None:
+    base = {
+        "--symbols": "VTI,BND",
+        "--start": "2016-12-31",
+        "--end": "2021-05-31",
+        "--frequency": "monthly",
+        "--csv": str(tmp_path / "x.csv"),
+    }
+    for arg in args:
+        name, _, value = arg.partition("=")
+        base[name] = value
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run("equal_weight", *[f"{k}={v}" for k, v in base.items()])
