@@ -25,13 +25,16 @@ Every method honours weight_bounds, asset_bounds, asset_classes with
 class_min/class_max, and exclusions. Helpers: ``index_weights`` /
 ``select_top_n`` / ``reconstitution_dates`` (index), ``risky_shares`` (dynamic
 allocation over time), ``recommend`` (risk level to target volatility and
-method), ``weights_function`` (a strategy for the walk-forward backtester).
+method), ``weights_function`` (a strategy for the walk-forward backtester),
+``efficient_frontier`` (points for the chart), ``explain`` (plain language).
 Screening lives in ``portfolios.engine.screening``, per-client customisation in
 ``portfolios.engine.customise``.
 """
 
 from portfolios.engine.optimise.core import equal_risk_contribution, fingerprint, optimise
 from portfolios.engine.optimise.dynamic import risky_share, risky_shares, sleeve_returns
+from portfolios.engine.optimise.explain import explain
+from portfolios.engine.optimise.frontier import FrontierPoint, efficient_frontier
 from portfolios.engine.optimise.index import index_weights, reconstitution_dates, select_top_n
 from portfolios.engine.optimise.recommend import (
     Recommendation,
@@ -43,9 +46,12 @@ from portfolios.engine.optimise.rounding import cap_and_redistribute, round_weig
 from portfolios.engine.optimise.walkforward import weights_function
 
 __all__ = [
+    "FrontierPoint",
     "Recommendation",
     "cap_and_redistribute",
+    "efficient_frontier",
     "equal_risk_contribution",
+    "explain",
     "fingerprint",
     "index_weights",
     "optimise",

@@ -53,3 +53,32 @@ def test_every_level_on_the_etf_family(etf_prices):
     assert vols == sorted(vols)
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(rets))
     assert results[-1].weights["VTI"] > results[0].weights["VTI"]
+
+
+def test_efficient_frontier_brackets_the_strategies(etf_prices):
+    from portfolios.engine.optimise import efficient_frontier, optimise
+
+    from .test_optimise import etf_request
+
+    req = etf_request(etf_prices, Method.MAX_SHARPE, weight_bounds=(0.0, 0.6))
+    points = efficient_frontier(req, points=12)
+    assert len(points) == 12
+    vols = [p.volatility for p in points]
+    rets = [p.expected_return for p in points]
+    assert vols == sorted(vols)
+    assert rets == sorted(rets)
+    ms = optimise(req)
+    mv = optimise(etf_request(etf_prices, Method.MIN_VARIANCE, weight_bounds=(0.0, 0.6)))
+    assert vols[0] == pytest.approx(mv.volatility, abs=1e-6)
+    assert max(p.sharpe_ratio for p in points) <= ms.sharpe_ratio + 1e-6
+    with pytest.raises(InvalidParameter, match="frontier points"):
+        efficient_frontier(req, points=1)
+
+
+def test_every_method_is_explained():
+    from portfolios.engine.optimise import explain
+
+    for method in Method:
+        text = explain(method)
+        assert len(text) > 30
+        assert "sharpe" not in text.lower()  # plain language
