@@ -198,3 +198,32 @@ def test_customisations_are_hashable_and_compare_by_content():
     assert a == b
     assert hash(a) == hash(b)
     assert len({a, b, Customisation()}) == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    excluded=st.sets(st.sampled_from(sorted(STRATEGY)), max_size=4),
+    tags=st.sets(st.sampled_from(["international", "inflation", "none"]), max_size=2),
+    tilt=st.floats(min_value=-0.5, max_value=0.5).map(lambda v: round(v, 3)),
+    cap=st.floats(min_value=0.2, max_value=1.0).map(lambda v: round(v, 3)),
+)
+def test_any_feasible_customisation_sums_to_one_within_its_limits(excluded, tags, tilt, cap):
+    cust = Customisation(
+        excluded_assets=frozenset(excluded),
+        excluded_tags=frozenset(tags),
+        class_tilts={"equity": tilt},
+        asset_bounds=dict.fromkeys(STRATEGY, (0.0, cap)),
+    )
+    try:
+        w = customise_weights(STRATEGY, cust, asset_classes=CLASSES, asset_tags=TAGS)
+    except InfeasibleStrategy as exc:
+        # only when too few assets are left for the cap, or the tilt has no class to move
+        message = str(exc)
+        ok = "excludes every asset" in message or "sum to" in message or "tilt" in message
+        assert ok, message
+        return
+    assert_sums_to_one(w)
+    for sym, value in w.items():
+        assert value <= cap + 1e-8
+        if sym in excluded or TAGS.get(sym, set()) & tags:
+            assert value == 0
