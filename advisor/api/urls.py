@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from advisor.api.errors import route_not_found
-from portfolios import api_market
+from portfolios import api_backtest, api_market
 
 app_name = "api"
 
@@ -42,6 +42,7 @@ v1: list[URLPattern | URLResolver] = [
         api_market.PriceReviewView.as_view(),
         name="market-price-review",
     ),
+    path("backtests/", api_backtest.BacktestRunView.as_view(), name="backtest-run"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
+from rest_framework.test import APIClient
 
+from accounts.models import Role
 from portfolios.services_market import MARKET_FIXTURES, assets_seed, prices_import
+from tests.api.conftest import token_for
+from tests.conftest import FirmWorld
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +106,41 @@ def test_bad_input_is_named(
         base[name] = value
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run("equal_weight", *[f"{k}={v}" for k, v in base.items()])
+
+
+def test_backtest_through_the_api(etf_prices: None, firm_a: FirmWorld) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(firm_a.user(Role.INVESTOR))}")
+    url = reverse("api:backtest-run")
+    body = {
+        "strategy": "fixed",
+        "symbols": ["VTI", "BND"],
+        "weights": {"VTI": 0.6, "BND": 0.4},
+        "frequency": "monthly",
+        "start": "2016-12-31",
+        "end": "2021-05-31",
+        "rebalance": "quarterly",
+        "benchmark": "VTI",
+    }
+    response = client.post(url, body, format="json")
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["metrics"]["cagr"] > 0
+    assert data["benchmark"]["cagr"] > 0
+    assert len(data["series"]) == 54
+    assert data["series"][0] == {
+        "date": "2016-12-31",
+        "value": pytest.approx(10_000 - 5),  # 5 bps on the initial purchase
+        "drawdown": 0.0,
+        "benchmark": 10_000.0,
+    }
+    assert data["rebalance_events"][0]["reason"] == "initial investment"
+    bad = client.post(url, {**body, "symbols": ["VTI", "NOPE"]}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"]["strategy"] == ["unknown asset(s): NOPE"]
+    policy = client.post(url, {**body, "rebalance": "weekly"}, format="json")
+    assert policy.status_code == 400
+    assert "rebalance" in policy.json()["error"]["fields"]
+    sums = client.post(url, {**body, "weights": {"VTI": 0.9, "BND": 0.4}}, format="json")
+    assert sums.status_code == 400
+    assert sums.json()["error"]["fields"]["strategy"] == ["fixed weights sum to 1.3, not 1"]
