@@ -7,6 +7,7 @@ class PortfoliosConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import demo
+        from portfolios import admin_market  # noqa: F401  (registers the market admin)
         from portfolios.demo_market import market_seeder
 
         if market_seeder not in demo.GLOBAL_SEEDERS:
