@@ -1,18 +1,27 @@
-"""Real market data from ``../shared/data`` beside the checkout, read with pandas.
+"""Real market data for the pure-engine tests, read with pandas (no database).
 
-No database: these fixtures serve the pure-engine tests. Tests that need the
-files are skipped (with the path named) when the folder is not there.
+The full files of ``../shared/data`` beside the checkout are used when they are
+there; otherwise (a clean clone in CI) the trimmed copies the project carries in
+``portfolios/fixtures/market`` (same formats, two years of daily data, whole ETF
+files). ``ENGINE_TEST_DATA=/some/folder`` forces a folder. Tests that need more
+history than the trimmed copies hold ask for the ``full_history`` fixture and are
+skipped, with the reason, on the trimmed data.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[3]
+SHARED = ROOT / ".." / "shared" / "data"
+TRIMMED = ROOT / "portfolios" / "fixtures" / "market"
+DATA = Path(os.environ.get("ENGINE_TEST_DATA") or (SHARED if SHARED.is_dir() else TRIMMED))
+FULL = DATA.resolve() == SHARED.resolve()
 
 ETFS = ("VTI", "VXUS", "BND", "BNDX", "VTIP")
 STOCKS = ("AAPL", "AMZN", "BRK-B", "GOOGL", "JNJ", "JPM", "META", "MSFT", "TSLA", "V")
@@ -65,6 +74,12 @@ def crypto_daily(column: str = "Close") -> pd.DataFrame:
         df = pd.read_csv(_need(DATA / "crypto_daily" / f"{t}.csv"), parse_dates=["Date"])
         cols[t] = df.set_index("Date")[column]
     return pd.DataFrame(cols).sort_index()
+
+
+@pytest.fixture(scope="session")
+def full_history() -> None:
+    if not FULL:
+        pytest.skip(f"needs the full files of ../shared/data; using the trimmed {DATA}")
 
 
 @pytest.fixture(scope="session")

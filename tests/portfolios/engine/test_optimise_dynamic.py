@@ -54,7 +54,7 @@ def test_dynamic_beats_a_static_mix_on_target_tracking(crypto_prices):
     assert (shares <= 1).all()
 
 
-def test_scales_down_when_volatility_rises(crypto_prices):
+def test_scales_down_when_volatility_rises(full_history, crypto_prices):
     prices = crypto_prices.loc["2019-06-01":"2020-06-30", ["BTC", "USDT"]]
     shares = risky_shares(
         prices,

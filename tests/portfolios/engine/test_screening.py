@@ -15,11 +15,12 @@ from portfolios.engine.types import InvalidParameter
 from .conftest import CRYPTO
 from .test_optimise_index import CRYPTO_CAPS
 
-AS_OF = "2021-06-30"
+AS_OF = "2021-06-30"  # tests on the full files (full_history)
+AS_OF_ANY = "2024-06-30"  # within the trimmed fixtures too
 CLASSES = {s: ("stablecoin" if s in ("USDT", "USDC") else "crypto") for s in CRYPTO}
 
 
-def test_minimum_history_in_days(crypto_prices):
+def test_minimum_history_in_days(full_history, crypto_prices):
     res = screen(
         CRYPTO,
         crypto_prices,
@@ -35,7 +36,7 @@ def test_minimum_history_in_days(crypto_prices):
 
 
 def test_stablecoins_excluded_unless_asked_for(crypto_prices):
-    res = screen(CRYPTO, crypto_prices, ScreeningRules(), asset_classes=CLASSES, as_of=AS_OF)
+    res = screen(CRYPTO, crypto_prices, ScreeningRules(), asset_classes=CLASSES, as_of=AS_OF_ANY)
     assert [(e.symbol, e.rule) for e in res.excluded] == [
         ("USDT", "stablecoin"),
         ("USDC", "stablecoin"),
@@ -45,16 +46,16 @@ def test_stablecoins_excluded_unless_asked_for(crypto_prices):
         crypto_prices,
         ScreeningRules(include_stablecoins=True),
         asset_classes=CLASSES,
-        as_of=AS_OF,
+        as_of=AS_OF_ANY,
     )
     assert asked.excluded == ()
-    by_list = screen(CRYPTO, crypto_prices, ScreeningRules(), stablecoins={"USDT"}, as_of=AS_OF)
+    by_list = screen(CRYPTO, crypto_prices, ScreeningRules(), stablecoins={"USDT"}, as_of=AS_OF_ANY)
     assert by_list.excluded_symbols == ("USDT",)
 
 
 def test_minimum_average_traded_value(crypto_prices, crypto_volumes):
     def traded(sym: str) -> float:
-        both = pd.concat([crypto_prices[sym], crypto_volumes[sym]], axis=1).loc[:AS_OF].dropna()
+        both = pd.concat([crypto_prices[sym], crypto_volumes[sym]], axis=1).loc[:AS_OF_ANY].dropna()
         last = both.iloc[-30:]
         return float((last.iloc[:, 0] * last.iloc[:, 1]).mean())
 
@@ -65,7 +66,7 @@ def test_minimum_average_traded_value(crypto_prices, crypto_volumes):
         crypto_prices,
         ScreeningRules(min_avg_traded_value=limit, include_stablecoins=True),
         volumes=crypto_volumes,
-        as_of=AS_OF,
+        as_of=AS_OF_ANY,
     )
     expected_out = {s for s, v in values.items() if v < limit}
     assert "LTC" in expected_out
@@ -79,7 +80,7 @@ def test_minimum_average_traded_value(crypto_prices, crypto_volumes):
         screen(CRYPTO, crypto_prices, ScreeningRules(min_avg_traded_value=1.0))
 
 
-def test_volatility_and_drawdown_ceilings(crypto_prices):
+def test_volatility_and_drawdown_ceilings(full_history, crypto_prices):
     res = screen(
         CRYPTO,
         crypto_prices,
@@ -111,15 +112,16 @@ def test_volatility_and_drawdown_ceilings(crypto_prices):
 
 def test_screening_does_not_look_ahead(crypto_prices):
     rules = ScreeningRules(min_history_days=365, max_volatility=1.5, max_drawdown=0.85)
-    before = screen(CRYPTO, crypto_prices, rules, asset_classes=CLASSES, as_of=AS_OF)
+    before = screen(CRYPTO, crypto_prices, rules, asset_classes=CLASSES, as_of=AS_OF_ANY)
     poisoned = crypto_prices.copy()
-    poisoned.loc["2021-07-01":] *= np.linspace(0.01, 100, len(poisoned.loc["2021-07-01":]))[:, None]
-    after = screen(CRYPTO, poisoned, rules, asset_classes=CLASSES, as_of=AS_OF)
+    poisoned.loc["2024-07-01":] *= np.linspace(0.01, 100, len(poisoned.loc["2024-07-01":]))[:, None]
+    after = screen(CRYPTO, poisoned, rules, asset_classes=CLASSES, as_of=AS_OF_ANY)
     assert before == after
+    assert before.kept  # something was measured
 
 
 def test_unknown_asset_is_excluded_with_a_reason(crypto_prices):
-    res = screen(("BTC", "NOPE"), crypto_prices, ScreeningRules(), as_of=AS_OF)
+    res = screen(("BTC", "NOPE"), crypto_prices, ScreeningRules(), as_of=AS_OF_ANY)
     assert res.kept == ("BTC",)
     assert res.reasons("NOPE")[0].rule == "no_prices"
 
