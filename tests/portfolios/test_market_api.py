@@ -16,6 +16,7 @@ from portfolios.models_market import ImportBatch, Price, PriceStatus
 from portfolios.services_market import MARKET_FIXTURES, assets_seed
 from tests.api.conftest import token_for
 from tests.conftest import FirmWorld
+from tests.portfolios.test_market_import import MALFORMED
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +153,17 @@ def test_staff_releases_a_held_price_and_a_firm_context_audits_it(
     # Staff without a firm: the review is recorded in PriceReview (no firm chain to write).
     with firm_context(firm_a.firm):
         assert not AuditEvent.objects.filter(action__startswith="market.").exists()
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_every_malformed_variant_answers_400_with_file_and_line(staff: User, case: str) -> None:
+    text, line, message = MALFORMED[case]
+    before = Price.objects.count()
+    response = client_for(staff).post(
+        IMPORT_URL, upload(("AMD.csv", text.encode())), format="multipart"
+    )
+    assert response.status_code == 400
+    (error,) = response.json()["error"]["fields"]["files"]
+    assert error.startswith(f"AMD.csv, line {line}: ")
+    assert message in error
+    assert Price.objects.count() == before
