@@ -35,7 +35,13 @@ from portfolios.engine.optimise.core import equal_risk_contribution, fingerprint
 from portfolios.engine.optimise.dynamic import risky_share, risky_shares, sleeve_returns
 from portfolios.engine.optimise.explain import explain
 from portfolios.engine.optimise.frontier import FrontierPoint, efficient_frontier
-from portfolios.engine.optimise.index import index_weights, reconstitution_dates, select_top_n
+from portfolios.engine.optimise.index import (
+    caps_as_of,
+    index_weights,
+    index_weights_function,
+    reconstitution_dates,
+    select_top_n,
+)
 from portfolios.engine.optimise.recommend import (
     Recommendation,
     recommend,
@@ -49,11 +55,13 @@ __all__ = [
     "FrontierPoint",
     "Recommendation",
     "cap_and_redistribute",
+    "caps_as_of",
     "efficient_frontier",
     "equal_risk_contribution",
     "explain",
     "fingerprint",
     "index_weights",
+    "index_weights_function",
     "optimise",
     "recommend",
     "recommend_and_optimise",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
@@ -85,3 +85,45 @@ def reconstitution_dates(
     first = np.ones(len(idx), dtype=bool)
     first[1:] = periods[1:] != periods[:-1]
     return idx[first]
+
+
+def caps_as_of(history: pd.DataFrame, when: pd.Timestamp | str) -> dict[str, float]:
+    """Each symbol's last market-cap observation on or before ``when`` (dates x symbols).
+
+    Symbols with no observation yet are left out.
+    """
+    past = history.sort_index().loc[: pd.Timestamp(when)]
+    last = past.ffill().iloc[-1] if len(past) else pd.Series(dtype=np.float64)
+    return {str(k): float(v) for k, v in last.items() if pd.notna(v)}
+
+
+def index_weights_function(
+    cap_history: pd.DataFrame,
+    n: int,
+    *,
+    max_weight: float | None = None,
+    exclusions: Iterable[str] = (),
+    eligible: Callable[[pd.DataFrame], Iterable[str]] | None = None,
+) -> Callable[[pd.DataFrame], dict[str, float]]:
+    """An index strategy as a weights function for the walk-forward backtester.
+
+    Called with the prices up to a reconstitution date ``d`` (nothing later), it
+    ranks the assets that have a price on ``d`` (and, when given, pass
+    ``eligible(prices)``, e.g. a screening) by their market cap as of ``d`` and
+    returns the capped top-``n`` weights. Assets not in ``cap_history`` are never
+    members.
+    """
+    excluded = frozenset(exclusions)
+
+    def compute(prices: pd.DataFrame) -> dict[str, float]:
+        day = prices.index[-1]
+        caps = caps_as_of(cap_history, day)
+        priced = {str(s) for s, v in prices.iloc[-1].items() if pd.notna(v)}
+        allowed = priced if eligible is None else priced & {str(s) for s in eligible(prices)}
+        universe = [s for s in caps if s in allowed and s not in excluded]
+        members = index_weights(
+            caps, min(n, max(len(universe), MIN_MEMBERS)), max_weight=max_weight, universe=universe
+        )
+        return members
+
+    return compute

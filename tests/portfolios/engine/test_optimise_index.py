@@ -166,3 +166,72 @@ def test_reconstitution_on_trading_days_only(stock_prices):
     got = reconstitution_dates(dates, Schedule.MONTHLY)
     assert list(got.strftime("%Y-%m-%d")) == ["2024-05-01", "2024-06-03", "2024-07-01"]
     assert len(reconstitution_dates([], Schedule.MONTHLY)) == 0
+
+
+# Approximate circulating supplies (early 2025): price x supply ~ market cap over time.
+SUPPLY = {
+    "BTC": 19.8e6,
+    "ETH": 120e6,
+    "XRP": 57e9,
+    "SOL": 480e6,
+    "BNB": 145e6,
+    "DOGE": 147e9,
+    "ADA": 35e9,
+    "DOT": 1.5e9,
+    "LTC": 75e6,
+    "AVAX": 410e6,
+    "LINK": 640e6,
+    "MATIC": 9e9,
+}
+
+
+def test_index_over_time_uses_caps_as_of_each_date(crypto_prices):
+    from portfolios.engine.optimise import caps_as_of, index_weights_function
+
+    prices = crypto_prices.drop(columns=["USDT", "USDC"])
+    cap_history = prices * pd.Series(SUPPLY)
+    fn = index_weights_function(cap_history, 5, max_weight=0.4)
+    dates = reconstitution_dates(prices.loc["2023-03-01":].index, Schedule.QUARTERLY)
+    memberships = []
+    for day in dates:
+        seen = prices.loc[:day]
+        w = fn(seen)
+        caps = caps_as_of(cap_history, day)
+        ranked = sorted(caps, key=lambda s: -caps[s])[:5]
+        assert set(w) == set(ranked)
+        assert max(w.values()) <= 0.4
+        assert math.isclose(math.fsum(w.values()), 1.0, abs_tol=1e-12)
+        memberships.append(frozenset(w))
+    assert len(set(memberships)) > 1  # reconstitution changes the members over time
+    # no look-ahead: poisoning later caps changes nothing decided before
+    day = dates[2]
+    poisoned = cap_history.copy()
+    poisoned.loc[poisoned.index > day, "MATIC"] = 1e15
+    assert index_weights_function(poisoned, 5, max_weight=0.4)(prices.loc[:day]) == fn(
+        prices.loc[:day]
+    )
+
+
+def test_index_only_holds_listed_assets(full_history, crypto_prices):
+    from portfolios.engine.optimise import index_weights_function
+
+    prices = crypto_prices.drop(columns=["USDT", "USDC"])
+    fn = index_weights_function(prices * pd.Series(SUPPLY), 10)
+    w = fn(prices.loc[:"2020-01-31"])  # SOL, DOT, AVAX not listed yet
+    assert not {"SOL", "DOT", "AVAX"} & set(w)
+    assert len(w) == 9  # nine coins had prices then
+
+
+def test_index_backtest_with_quarterly_reconstitution(crypto_prices):
+    from portfolios.engine.backtest import BacktestConfig, RebalancePolicy, backtest_run
+    from portfolios.engine.optimise import index_weights_function
+
+    prices = crypto_prices.drop(columns=["USDT", "USDC"]).loc["2023-03-01":"2024-12-31"]
+    fn = index_weights_function(prices * pd.Series(SUPPLY), 5, max_weight=0.35)
+    result = backtest_run(
+        prices,
+        fn,
+        policy=RebalancePolicy(calendar="quarterly"),
+        config=BacktestConfig(reoptimise="quarterly"),
+    )
+    assert result is not None
