@@ -44,6 +44,7 @@ from portfolios.engine.optimise.index import (
 )
 from portfolios.engine.optimise.recommend import (
     Recommendation,
+    backtest_alternatives,
     recommend,
     recommend_and_optimise,
     target_volatility,
@@ -54,6 +55,7 @@ from portfolios.engine.optimise.walkforward import weights_function
 __all__ = [
     "FrontierPoint",
     "Recommendation",
+    "backtest_alternatives",
     "cap_and_redistribute",
     "caps_as_of",
     "efficient_frontier",

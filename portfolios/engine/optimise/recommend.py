@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd  # type: ignore[import-untyped]
+
 from portfolios.engine.optimise.core import optimise
 from portfolios.engine.types import (
     CovarianceEstimator,
@@ -59,6 +61,11 @@ TARGET_VOLATILITY: Mapping[int, float] = {
 }
 LOOKBACK_YEARS = 5
 MAX_WEIGHT = 0.6
+# The platform's asset-class codes (portfolios.models_market.AssetClass) that make up
+# a dynamic allocation's defensive sleeve.
+DEFENSIVE_CLASSES = frozenset(
+    {"us_bonds", "intl_bonds", "inflation_protected", "cash", "stablecoin"}
+)
 ALTERNATIVES = (
     Method.MIN_VARIANCE,
     Method.HRP,
@@ -99,6 +106,9 @@ def recommend(risk_level: int, *, frequency: int = 252) -> Recommendation:
         "lookback": LOOKBACK_YEARS * frequency,
         "frequency": frequency,
         "weight_bounds": (0.0, MAX_WEIGHT),
+        # the dynamic alternative's realised-volatility window: a quarter of daily
+        # data, a year of monthly data
+        "vol_lookback": max(12, frequency // 4),
     }
     return Recommendation(
         risk_level=risk_level,
@@ -133,3 +143,67 @@ def recommend_and_optimise(risk_level: int, **inputs: Any) -> tuple[Recommendati
         + f" The funds available cannot be that calm; this is the least volatile mix ({reason}).",
     )
     return fallback, optimise(dataclasses.replace(req, method=Method.MIN_VARIANCE))
+
+
+def backtest_alternatives(
+    risk_level: int,
+    *,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp | None = None,
+    reoptimise: str = "quarterly",
+    calendar: str = "quarterly",
+    bps: float = 0.0,
+    **inputs: Any,
+) -> list[dict[str, Any]]:
+    """The recommendation and its alternatives, each backtested walk-forward.
+
+    ``inputs`` are the request's (universe, prices, frequency, bounds, ...). Every
+    strategy is re-optimised on ``reoptimise`` dates with prices up to that date
+    only and rebalanced on ``calendar`` dates, from ``start``. The dynamic
+    alternative holds the recommendation's target volatility with the assets of
+    the universe split by the request's ``asset_classes``: classes named in
+    ``defensive_classes`` (default: bonds, inflation-protected, cash and
+    stablecoins) form the defensive sleeve.
+    Returns, per method: the method, whether it is the recommendation, the
+    backtest's metrics, turnover and costs; or the error that prevented it.
+    """
+    from portfolios.engine.backtest import (
+        BacktestConfig,
+        RebalancePolicy,
+        TransactionCosts,
+        backtest_run,
+    )
+    from portfolios.engine.optimise.walkforward import weights_function
+
+    defensive_classes = set(inputs.pop("defensive_classes", DEFENSIVE_CLASSES))
+    rec = recommend(risk_level, frequency=int(inputs.get("frequency", 252)))
+    base = rec.request(**inputs)
+    prices = base.prices
+    window = prices.loc[:end] if end is not None else prices
+    rows: list[dict[str, Any]] = []
+    for method in (rec.method, *rec.alternatives):
+        request = dataclasses.replace(base, method=method)
+        if method is Method.DYNAMIC:
+            classes = dict(base.asset_classes)
+            defensive = {s: 1.0 for s in base.universe if classes.get(s) in defensive_classes}
+            risky = {s: 1.0 for s in base.universe if s not in defensive}
+            request = dataclasses.replace(request, risky_sleeve=risky, defensive_sleeve=defensive)
+        row: dict[str, Any] = {"method": method.value, "recommended": method is rec.method}
+        try:
+            result = backtest_run(
+                window[list(base.universe)],
+                weights_function(request),
+                policy=RebalancePolicy(calendar=calendar),
+                costs=TransactionCosts(bps=bps),
+                config=BacktestConfig(start=start, end=end, reoptimise=reoptimise),
+            )
+        except ValueError as exc:  # StrategyError and BacktestError are ValueErrors
+            row["error"] = str(exc)
+        else:
+            row.update(
+                metrics=result.metrics.as_dict(),
+                turnover=result.turnover,
+                costs_paid=result.costs_paid,
+            )
+        rows.append(row)
+    return rows

@@ -30,7 +30,7 @@ ETF_CLASSES = {
     "VXUS": "intl_equity",
     "BND": "us_bonds",
     "BNDX": "intl_bonds",
-    "VTIP": "tips",
+    "VTIP": "inflation_protected",
 }
 ETF_CAPS = {"VTI": 1300.0, "VXUS": 400.0, "BND": 300.0, "BNDX": 180.0, "VTIP": 40.0}
 STOCK_CAPS = {
@@ -310,16 +310,16 @@ def test_fingerprint_is_canonical_and_sensitive(etf_prices):
                     "intl_equity": 0.2,
                     "us_bonds": 0.2,
                     "intl_bonds": 0.2,
-                    "tips": 0.1,
+                    "inflation_protected": 0.1,
                 }
             },
             InfeasibleStrategy,
             "asset-class maximums",
         ),
         (
-            {"class_min": {"tips": 0.3}, "asset_bounds": {"VTIP": (0, 0.2)}},
+            {"class_min": {"inflation_protected": 0.3}, "asset_bounds": {"VTIP": (0, 0.2)}},
             InfeasibleStrategy,
-            "asset class 'tips'",
+            "asset class 'inflation_protected'",
         ),
         ({"class_min": {"crypto": 0.1}}, InfeasibleStrategy, "'crypto'"),
         ({"universe": (*ETFS, "NOPE")}, UnknownAsset, "'NOPE'"),

@@ -82,3 +82,31 @@ def test_every_method_is_explained():
         text = explain(method)
         assert len(text) > 30
         assert "sharpe" not in text.lower()  # plain language
+
+
+def test_alternatives_backtested_beside_the_recommendation(etf_prices):
+    from portfolios.engine.optimise import backtest_alternatives
+
+    from .test_optimise import ETF_CLASSES
+
+    rows = backtest_alternatives(
+        5,
+        universe=ETFS,
+        prices=etf_prices,
+        frequency=12,
+        lookback=36,
+        asset_classes=ETF_CLASSES,
+        start="2018-01-01",
+    )
+    by_method = {row["method"]: row for row in rows}
+    assert by_method["efficient_risk"]["recommended"] is True
+    assert set(by_method) == {"efficient_risk", "min_variance", "hrp", "risk_parity",
+                              "equal_weight", "dynamic"}  # fmt: skip
+    for row in rows:
+        assert "error" not in row, row
+        assert row["metrics"]["volatility"] > 0
+    # the least volatile in sample is also among the calmest out of sample here
+    assert (
+        by_method["min_variance"]["metrics"]["volatility"]
+        < by_method["equal_weight"]["metrics"]["volatility"]
+    )
