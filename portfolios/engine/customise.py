@@ -273,6 +273,8 @@ class SharedResults(Generic[T]):
 
     ``signatures[i]`` is pair i's signature; ``by_signature`` its result;
     ``computed`` how many computations ran (the number of distinct signatures).
+    Portfolios sharing a signature share the very same result object: treat it
+    as read-only.
     """
 
     signatures: tuple[str, ...]
