@@ -1,4 +1,4 @@
-"""Reading price files, and flagging suspicious moves. Pure Python: no Django here.
+"""Reading price files, and flagging suspicious moves. No Django here.
 
 Formats, detected from the header line (see ``../shared/data/README.md``):
 
@@ -42,6 +42,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import math
 import re
 from collections import deque
@@ -49,6 +50,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import PurePath
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
 
 DAILY = "daily"
 MONTHLY = "monthly"
@@ -389,27 +393,24 @@ class Outlier:
 
 @dataclass
 class _Window:
+    """The last ``size`` accepted log returns; the deviation is computed exactly (two
+    passes, ``math.fsum``) when asked, so that it does not depend on how the window
+    was filled."""
+
     size: int
     values: deque[float] = field(default_factory=deque)
-    total: float = 0.0
-    squares: float = 0.0
 
     def push(self, value: float) -> None:
         self.values.append(value)
-        self.total += value
-        self.squares += value * value
         if len(self.values) > self.size:
-            old = self.values.popleft()
-            self.total -= old
-            self.squares -= old * old
+            self.values.popleft()
 
     def std(self) -> float:
         n = len(self.values)
         if n < 2:
             return math.nan
-        mean = self.total / n
-        variance = max(self.squares / n - mean * mean, 0.0) * n / (n - 1)
-        return math.sqrt(variance)
+        mean = math.fsum(self.values) / n
+        return math.sqrt(math.fsum((v - mean) ** 2 for v in self.values) / (n - 1))
 
 
 def find_outliers(
@@ -425,6 +426,94 @@ def find_outliers(
     is held).
     """
     rule = rule or OutlierRule()
+    keep = rule.window + 1
+    accepted = list(history)[-keep:]  # the last accepted closes, oldest first
+    found: list[Outlier] = []
+    position, count = 0, len(new)
+    while position < count:
+        # Vectorised scan for the next move that might break the rule ...
+        skip = _first_candidate(accepted, new[position:], rule)
+        if skip is None:
+            break
+        accepted = [*accepted, *new[position : position + skip]][-keep:]
+        position += skip
+        # ... then judged one by one until a close is accepted again.
+        previous: float | None = None  # the raw previous close when it was held
+        while position < count:
+            close = new[position]
+            outlier = _judge(accepted, previous, close, position, rule)
+            position += 1
+            if outlier is None:
+                accepted = [*accepted, close][-keep:]
+                break
+            found.append(outlier)
+            previous = close
+    return found
+
+
+def _judge(
+    accepted: list[float],
+    held_previous: float | None,
+    close: float,
+    position: int,
+    rule: OutlierRule,
+) -> Outlier | None:
+    """The outlier ``close`` is, or None when it is accepted (see :func:`find_outliers`)."""
+    if not accepted:
+        return None
+    last = accepted[-1]
+    move = math.log(close / (held_previous if held_previous is not None else last))
+    against_accepted = math.log(close / last)
+    if abs(move) <= rule.min_move or (
+        held_previous is not None and abs(against_accepted) <= rule.min_move
+    ):
+        return None
+    returns = [math.log(b / a) for a, b in itertools.pairwise(accepted)]
+    if len(returns) < max(rule.min_periods, 2):
+        return None
+    mean = math.fsum(returns) / len(returns)
+    sigma = math.sqrt(math.fsum((r - mean) ** 2 for r in returns) / (len(returns) - 1))
+    limit = max(rule.sigmas * sigma, rule.min_move)
+    if abs(move) <= limit or (held_previous is not None and abs(against_accepted) <= limit):
+        return None
+    times = f"{abs(move) / sigma:.1f}" if sigma > 0 else "infinitely many"
+    return Outlier(
+        position,
+        move,
+        sigma,
+        f"move of {math.expm1(move):+.1%} is {times} standard deviations of the last "
+        f"{len(returns)} returns (limit {rule.sigmas:g})",
+    )
+
+
+def _first_candidate(
+    history: Sequence[float], new: Sequence[float], rule: OutlierRule
+) -> int | None:
+    """Position in ``new`` of the first move that might break the rule (vectorised).
+
+    Judged against the plain rolling window of every earlier move, with a margin, so
+    that no move the exact sequential rule would hold comes before it.
+    """
+    closes = np.asarray([*history, *new], dtype=float)
+    if len(closes) < 2:
+        return None
+    moves = np.diff(np.log(closes))  # moves[j]: into closes[j + 1]
+    std = (
+        pd.Series(moves)
+        .rolling(rule.window, min_periods=max(rule.min_periods, 2))
+        .std()
+        .shift(1)
+        .to_numpy()
+    )
+    with np.errstate(invalid="ignore"):
+        limit = np.maximum(rule.sigmas * std, rule.min_move) * 0.999
+        candidate = np.abs(moves) > limit
+    candidate[: max(len(history) - 1, 0)] = False  # moves into stored closes: not ours
+    found = np.flatnonzero(candidate)
+    return None if len(found) == 0 else int(found[0]) + 1 - len(history)
+
+
+def _sequential(history: Sequence[float], new: Sequence[float], rule: OutlierRule) -> list[Outlier]:
     window = _Window(rule.window)
     last_accepted: float | None = None
     previous: float | None = None  # the raw previous close, held or not
@@ -439,8 +528,12 @@ def find_outliers(
             last_accepted = previous = close
             continue
         move = math.log(close / previous)
-        sigma = window.std()
-        judged = len(window.values) >= rule.min_periods and not math.isnan(sigma)
+        big = abs(move) > rule.min_move or (
+            previous_held and abs(math.log(close / last_accepted)) > rule.min_move
+        )
+        # Below the floor nothing is held: the deviation is only needed for big moves.
+        sigma = window.std() if big else math.nan
+        judged = big and len(window.values) >= rule.min_periods and not math.isnan(sigma)
 
         def beyond(value: float, sigma: float = sigma, judged: bool = judged) -> bool:
             return judged and abs(value) > max(rule.sigmas * sigma, rule.min_move)
