@@ -8,6 +8,7 @@ firm member acting through the API), the firm's audit chain gets an event too.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 from collections.abc import Callable, Sequence
@@ -23,10 +24,12 @@ from accounts.models import User
 from accounts.tenancy.context import current_firm
 from compliance.services import audit_record
 from portfolios.engine.prices_io import (
+    WIDE,
     OutlierRule,
     ParsedFile,
     PriceFileError,
     PriceRow,
+    SkippedRow,
     content_sha256,
     find_outliers,
     parse_price_file,
@@ -45,6 +48,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ASSETS_FILE = FIXTURES / "assets.csv"
 MARKET_CAPS_FILE = FIXTURES / "market_caps.csv"
 MARKET_FIXTURES = FIXTURES / "market"
+
+WIDE_FORMAT = WIDE.name
 
 #: progress(file name, files done, files in total)
 Progress = Callable[[str, int, int], None]
@@ -223,25 +228,56 @@ class _Plan:
 
 def _parse_all(sources: Sequence[PriceSource], progress: Progress | None) -> list[ParsedFile]:
     parsed: list[ParsedFile] = []
-    seen: dict[tuple[str, str, dt.date], tuple[str, int]] = {}
     for position, source in enumerate(sources, start=1):
-        result = parse_price_file(source.name, source.data)
+        parsed.append(parse_price_file(source.name, source.data))
+        if progress:
+            progress(source.name, position, len(sources))
+    parsed = _one_source_per_series(parsed)
+    seen: dict[tuple[str, str, dt.date], tuple[str, int]] = {}
+    for result in parsed:
         for series in result.series:
             for row in series.rows:
                 key = (series.symbol, series.frequency, row.date)
                 if key in seen:
                     first_file, first_line = seen[key]
                     raise PriceFileError(
-                        source.name,
+                        result.name,
                         row.line,
                         f"{series.symbol} {row.date.isoformat()} is also in {first_file}, "
                         f"line {first_line}",
                     )
-                seen[key] = (source.name, row.line)
-        parsed.append(result)
-        if progress:
-            progress(source.name, position, len(sources))
+                seen[key] = (result.name, row.line)
     return parsed
+
+
+def _one_source_per_series(parsed: list[ParsedFile]) -> list[ParsedFile]:
+    """A wide file's column is left out when a single-asset file of the same import
+    carries that symbol: two sources (with their own adjustment bases) in one series
+    would put a false jump where they meet. ``../shared/data`` has AAPL, JNJ, JPM and
+    MSFT both in ``stocks_daily/`` and in ``sp500_daily.csv``."""
+    single = {
+        (s.symbol, s.frequency): f.name for f in parsed if f.format != WIDE_FORMAT for s in f.series
+    }
+    out = []
+    for result in parsed:
+        if result.format != WIDE_FORMAT:
+            out.append(result)
+            continue
+        kept, skipped = [], list(result.skipped)
+        for series in result.series:
+            other = single.get((series.symbol, series.frequency))
+            if other is None:
+                kept.append(series)
+            else:
+                skipped.append(
+                    SkippedRow(
+                        1,
+                        f"column {series.symbol} left out ({len(series.rows)} prices): {other} "
+                        f"in this import carries {series.symbol} (one source per series)",
+                    )
+                )
+        out.append(dataclasses.replace(result, series=tuple(kept), skipped=tuple(skipped)))
+    return out
 
 
 def _plan(parsed: list[ParsedFile], *, replace: bool) -> list[_Plan]:

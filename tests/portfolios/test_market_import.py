@@ -285,3 +285,19 @@ def test_asset_metadata(assets: None) -> None:
     assert Asset.objects.get(symbol="AMD").quantity_step == 1
     assert "esg:fossil_fuels" in Asset.objects.get(symbol="XOM").tags
     assert assets_seed() == {"created": 0, "updated": 0}
+
+
+def test_a_single_asset_file_wins_over_a_wide_column_of_the_same_import(assets: None) -> None:
+    wide = PriceSource("wide.csv", b"Date,AAPL,AMD\n2024-01-02,1.5,2\n2024-01-03,1.6,2.1\n")
+    single = PriceSource(
+        "AAPL.csv",
+        b"Date,Open,High,Low,Close,Volume,Dividends,Stock Splits\n"
+        b"2024-01-02 00:00:00-05:00,1,1,1,185.5,10,0,0\n",
+    )
+    batch = prices_import(sources=[wide, single], actor=None)
+    assert batch.rows_created == 3
+    assert list(Price.objects.filter(asset__symbol="AAPL").values_list("close", flat=True)) == [
+        Decimal("185.5")
+    ]
+    (skipped,) = batch.files[0]["skipped"]
+    assert skipped["reason"].startswith("column AAPL left out (2 prices): AAPL.csv")
