@@ -113,10 +113,10 @@ def test_versions_are_immutable_in_the_database(
     assert (
         connections["default"].settings_dict["USER"] != connections["owner"].settings_dict["USER"]
     ), "runs as the application role"
+    refused = pytest.raises((ProgrammingError, InternalError), match="immutable")
     with firm_context(firm_a.firm):
-        with pytest.raises((ProgrammingError, InternalError), match="immutable"):
-            with transaction.atomic():
-                change(version)  # type: ignore[operator]
+        with refused, transaction.atomic():
+            change(version)  # type: ignore[operator]
         fresh = StrategyVersion.objects.get(pk=version.pk)
         assert (fresh.number, fresh.weights) == (1, version.weights)
 
@@ -127,12 +127,11 @@ def test_customised_versions_are_immutable_too(etf_prices: None, firm_a: FirmWor
         row, _ = customised_version_get_or_compute(
             version=version, customisation=Customisation(excluded_assets=frozenset({"VTI"}))
         )
-        with pytest.raises((ProgrammingError, InternalError), match="immutable"):
-            with transaction.atomic():
-                CustomisedVersion.objects.filter(pk=row.pk).update(weights={})
-        with pytest.raises((ProgrammingError, InternalError), match="immutable"):
-            with transaction.atomic():
-                CustomisedVersion.objects.filter(pk=row.pk).delete()
+        errors = (ProgrammingError, InternalError)
+        with pytest.raises(errors, match="immutable"), transaction.atomic():
+            CustomisedVersion.objects.filter(pk=row.pk).update(weights={})
+        with pytest.raises(errors, match="immutable"), transaction.atomic():
+            CustomisedVersion.objects.filter(pk=row.pk).delete()
 
 
 def test_identical_inputs_reuse_the_version_and_write_nothing(
@@ -145,7 +144,8 @@ def test_identical_inputs_reuse_the_version_and_write_nothing(
         again, created_again = strategy_version_compute(
             strategy=strategy, trigger=VersionTrigger.SCHEDULE
         )
-        assert created and not created_again
+        assert created
+        assert not created_again
         assert again.pk == first.pk
         assert _counts() == before
 
@@ -258,7 +258,8 @@ def test_customised_versions_are_shared_per_signature(etf_prices: None, firm_a: 
         second, created_again = customised_version_get_or_compute(
             version=version, customisation=same
         )
-        assert created and not created_again
+        assert created
+        assert not created_again
         assert first.pk == second.pk
         assert AuditEvent.objects.count() == events
         assert first.weights["VXUS"] == first.weights["BNDX"] == "0.0000000000"
