@@ -162,7 +162,7 @@ def assets_seed(*, path: Path = ASSETS_FILE) -> dict[str, int]:
                     setattr(asset, key, value)
                 changed.append(asset)
         if changed:
-            Asset.objects.bulk_update(changed, list(wanted[next(iter(wanted))]))
+            Asset.objects.bulk_update(changed, [c for c in ASSET_COLUMNS if c != "symbol"])
         counts["updated"] = len(changed)
     return counts
 
@@ -184,7 +184,7 @@ def market_caps_seed(*, path: Path = MARKET_CAPS_FILE) -> int:
         raise MarketDataError(
             f"header must be {','.join(MARKET_CAP_COLUMNS)}", file=path.name, line=1
         )
-    rows: list[tuple[str, dt.date, Decimal, str]] = []
+    rows: list[tuple[str, dt.date, Decimal, str, int]] = []
     for number, text in lines[1:]:
         cells = next(csv.reader([text]))
         if len(cells) != len(MARKET_CAP_COLUMNS):
@@ -194,14 +194,14 @@ def market_caps_seed(*, path: Path = MARKET_CAPS_FILE) -> int:
         except ValueError:
             raise MarketDataError(f"bad date {cells[1]!r}", file=path.name, line=number) from None
         value = _decimal(cells[2], "market cap", path.name, number)
-        rows.append((cells[0].strip().upper(), day, value, cells[3].strip()))
+        rows.append((cells[0].strip().upper(), day, value, cells[3].strip(), number))
     assets = {a.symbol: a for a in Asset.objects.filter(symbol__in={r[0] for r in rows})}
     created = 0
     with transaction.atomic():
-        for symbol, day, value, source in rows:
+        for symbol, day, value, source, number in rows:
             asset = assets.get(symbol)
             if asset is None:
-                raise MarketDataError(f"unknown asset {symbol!r}", file=path.name)
+                raise MarketDataError(f"unknown asset {symbol!r}", file=path.name, line=number)
             _, was_created = MarketCapObservation.objects.update_or_create(
                 asset=asset,
                 date=day,

@@ -301,3 +301,27 @@ def test_a_single_asset_file_wins_over_a_wide_column_of_the_same_import(assets: 
     ]
     (skipped,) = batch.files[0]["skipped"]
     assert skipped["reason"].startswith("column AAPL left out (2 prices): AAPL.csv")
+
+
+def test_seed_assets_command_and_bad_market_cap_input(tmp_path: Path) -> None:
+    out = StringIO()
+    call_command("seed_assets", stdout=out)
+    assert "assets: 45 created, 0 updated; market caps: 45 created" in out.getvalue()
+    caps = tmp_path / "caps.csv"
+    caps.write_text(
+        "# approximate\nsymbol,date,market_cap_usd,source\n"
+        "BTC,2025-01-01,1,x\nNOPE,2025-01-01,1,x\n"
+    )
+    with pytest.raises(MarketDataError, match=r"caps\.csv, line 4: unknown asset 'NOPE'"):
+        market_caps_seed(path=caps)
+    assert not MarketCapObservation.objects.filter(date=dt.date(2025, 1, 1)).exists()
+    caps.write_text("symbol,date,market_cap_usd,source\nBTC,2025-13-01,1,x\n")
+    with pytest.raises(MarketDataError, match=r"caps\.csv, line 2: bad date"):
+        market_caps_seed(path=caps)
+    listing = tmp_path / "assets.csv"
+    listing.write_text(
+        "symbol,name,asset_class,sector,currency,fractional,quantity_step,minimum_lot,tags\n"
+        "ZZZ,Zed,meme,,USD,false,0.5,1,\n"
+    )
+    with pytest.raises(MarketDataError, match=r"assets\.csv, line 2: asset class 'meme'"):
+        assets_seed(path=listing)
