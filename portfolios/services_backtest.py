@@ -4,8 +4,10 @@ Reads usable (``ok``) prices through the market selectors, builds a walk-forward
 weights function from a strategy method of :mod:`portfolios.engine.optimise`, and
 runs the pure engine. Writes nothing.
 
-Until firm-owned strategy records exist, a strategy is named by its method and
-parameters (:class:`StrategySpec`); a stored strategy will map onto the same spec.
+A strategy is a :class:`StrategySpec` (method, universe, parameters): given directly,
+or read from a firm's stored strategy (:func:`spec_from_strategy`). Market caps (for
+market-cap, index and Black-Litterman methods) are each asset's latest observation up
+to the backtest's end: the platform keeps approximate, dated inputs, not a history.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from portfolios.engine.backtest import (
     WeightsFunction,
     backtest_run,
 )
-from portfolios.engine.optimise import optimise
+from portfolios.engine.optimise import weights_function
 from portfolios.engine.types import Method, OptimiseRequest
 from portfolios.models_market import Asset, AssetClass, PriceFrequency
 from portfolios.selectors_market import market_cap_latest, price_matrix
@@ -52,11 +54,26 @@ def periods_per_year(*, symbols: list[str], frequency: str) -> int:
     return 365 if classes and classes <= crypto else 252
 
 
+def spec_from_strategy(strategy: Any) -> tuple[StrategySpec, str]:
+    """The spec and price frequency of a stored ``portfolios.Strategy``."""
+    from portfolios.services_strategy import request_kwargs  # it imports this module
+
+    kwargs = request_kwargs(strategy.parameters)
+    lookback = kwargs.pop("lookback", None)
+    spec = StrategySpec(strategy.method, tuple(strategy.universe), lookback, kwargs)
+    return spec, str(strategy.price_frequency)
+
+
 def strategy_weights_function(
     spec: StrategySpec, *, frequency: int, market_caps: Mapping[str, float]
 ) -> WeightsFunction:
     """Weights from ``optimise`` on the history the backtest hands over (nothing later)."""
     lookback = spec.lookback or (36 if frequency == 12 else 252)
+    asset_classes = dict(
+        Asset.objects.filter(symbol__in=spec.symbols).values_list("symbol", "asset_class")
+    )
+    parameters = dict(spec.parameters)
+    parameters.setdefault("asset_classes", asset_classes)
     template = OptimiseRequest(
         method=Method(spec.method),
         universe=spec.symbols,
@@ -64,15 +81,9 @@ def strategy_weights_function(
         lookback=lookback,
         frequency=frequency,
         market_caps=dict(market_caps),
-        **dict(spec.parameters),
+        **parameters,
     )
-
-    def weights(history: pd.DataFrame) -> dict[str, float]:
-        window = history.iloc[-(lookback + 1) :]
-        result = optimise(dataclasses.replace(template, prices=window))
-        return dict(result.weights)
-
-    return weights
+    return weights_function(template)
 
 
 def backtest_strategy(

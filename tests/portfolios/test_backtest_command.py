@@ -144,3 +144,35 @@ def test_backtest_through_the_api(etf_prices: None, firm_a: FirmWorld) -> None:
     sums = client.post(url, {**body, "weights": {"VTI": 0.9, "BND": 0.4}}, format="json")
     assert sums.status_code == 400
     assert sums.json()["error"]["fields"]["strategy"] == ["fixed weights sum to 1.3, not 1"]
+
+
+def test_backtest_of_a_firms_stored_strategy(etf_prices: None, firm_a: FirmWorld, tmp_path) -> None:
+    from accounts.tenancy import firm_context
+    from portfolios.services_strategy import strategy_create
+
+    with firm_context(firm_a.firm):
+        strategy = strategy_create(
+            actor=None,
+            name="Classic 60/40",
+            method="fixed",
+            universe=["VTI", "BND"],
+            parameters={"fixed_weights": {"VTI": 0.6, "BND": 0.4}, "lookback": 24},
+            price_frequency="monthly",
+        )
+    common = [
+        "--start=2016-12-31",
+        "--end=2021-05-31",
+        "--rebalance=yearly",
+        f"--csv={tmp_path / 's.csv'}",
+        "--json",
+    ]
+    by_name = json.loads(run("Classic 60/40", f"--firm={firm_a.firm.slug}", *common))
+    by_id = json.loads(run(str(strategy.pk), f"--firm={firm_a.firm.slug}", *common))
+    assert by_name["strategy"] == "Classic 60/40"
+    assert by_name["method"] == "fixed"
+    assert by_name["metrics"] == by_id["metrics"]
+    assert by_name["rebalances"] == 1 + 5  # the initial purchase, then 2017 to 2021
+    with pytest.raises(CommandError, match="has no strategy 'Nope'"):
+        run("Nope", f"--firm={firm_a.firm.slug}", *common)
+    with pytest.raises(CommandError, match="'Classic 60/40' is not a method"):
+        run("Classic 60/40", *common)

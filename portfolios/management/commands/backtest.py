@@ -1,25 +1,37 @@
 """``backtest STRATEGY --start DATE --end DATE --rebalance POLICY [--json] [--csv PATH]``.
 
-STRATEGY is a strategy method (``equal_weight``, ``fixed``, ``min_variance``,
-``max_sharpe``, ``hrp``, ``inverse_volatility``, ``market_cap``, ``index``, ...) over
-``--symbols``; method parameters come as ``--param name=value`` (JSON values), fixed
-weights as ``--weights VTI=0.6,BND=0.4``. Prints the metrics (``--json``: as JSON) and
+STRATEGY is a firm's stored strategy (its id or name) with ``--firm SLUG``: its method,
+universe, parameters and price frequency are used. Without ``--firm`` it is a strategy
+method (``equal_weight``, ``fixed``, ``min_variance``, ``max_sharpe``, ``hrp``,
+``inverse_volatility``, ``market_cap``, ``index``, ...) over ``--symbols``; method
+parameters come as ``--param name=value`` (JSON values), fixed weights as
+``--weights VTI=0.6,BND=0.4``. Prints the metrics (``--json``: as JSON) and
 writes the daily value series (with the benchmark's, when given) as CSV.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
+from accounts.models import Firm
+from accounts.tenancy.context import firm_context
 from portfolios.engine.backtest import BacktestError, RebalancePolicy, TransactionCosts
 from portfolios.engine.types import Method, StrategyError
 from portfolios.models_market import PriceFrequency
-from portfolios.services_backtest import BacktestInputError, StrategySpec, backtest_strategy
+from portfolios.selectors_strategy import strategy_get, strategy_get_by_name
+from portfolios.services_backtest import (
+    BacktestInputError,
+    StrategySpec,
+    backtest_strategy,
+    spec_from_strategy,
+)
 
 
 def _date(text: str) -> dt.date:
@@ -55,8 +67,11 @@ class Command(BaseCommand):
     help = "Backtest a strategy on stored prices under a rebalancing policy."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("strategy", choices=[m.value for m in Method], metavar="STRATEGY")
-        parser.add_argument("--symbols", required=True, help="Comma-separated universe.")
+        parser.add_argument(
+            "strategy", metavar="STRATEGY", help="A stored strategy (with --firm) or a method."
+        )
+        parser.add_argument("--firm", default=None, help="Slug of the strategy's firm.")
+        parser.add_argument("--symbols", default="", help="Comma-separated universe.")
         parser.add_argument("--start", required=True, type=_date)
         parser.add_argument("--end", required=True, type=_date)
         parser.add_argument(
@@ -66,7 +81,7 @@ class Command(BaseCommand):
             "(add +on-calendar to check bands on calendar dates only)",
         )
         parser.add_argument("--reoptimise", default="monthly")
-        parser.add_argument("--frequency", default="daily", choices=PriceFrequency.values)
+        parser.add_argument("--frequency", default=None, choices=PriceFrequency.values)
         parser.add_argument("--lookback", type=int, default=None)
         parser.add_argument("--weights", default="", help="fixed: VTI=0.6,BND=0.4")
         parser.add_argument("--param", action="append", default=[], help="name=value")
@@ -77,22 +92,52 @@ class Command(BaseCommand):
         parser.add_argument("--csv", default=None, help="Where to write the value series.")
         parser.add_argument("--json", action="store_true", help="Print the metrics as JSON.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def _spec(self, options: dict[str, Any]) -> tuple[StrategySpec, str, str]:
+        """(spec, price frequency, label) from a stored strategy or the options."""
+        if options["firm"]:
+            firm = Firm.objects.filter(slug=options["firm"]).first()
+            if firm is None:
+                raise CommandError(f"no firm {options['firm']!r}")
+            name = options["strategy"]
+            with firm_context(firm), transaction.atomic():
+                strategy = (
+                    strategy_get(strategy_id=int(name)) if name.isdigit() else None
+                ) or strategy_get_by_name(name=name)
+                if strategy is None:
+                    raise CommandError(f"firm {firm.slug} has no strategy {name!r}")
+                spec, frequency = spec_from_strategy(strategy)
+            return spec, options["frequency"] or frequency, strategy.name
+        methods = [m.value for m in Method]
+        if options["strategy"] not in methods:
+            raise CommandError(
+                f"{options['strategy']!r} is not a method ({', '.join(methods)}); "
+                "name a stored strategy with --firm"
+            )
         symbols = tuple(s.strip().upper() for s in options["symbols"].split(",") if s.strip())
+        if not symbols:
+            raise CommandError("--symbols is required with a method")
         params = _params(options["param"])
         if options["weights"]:
             params["fixed_weights"] = _weights(options["weights"])
+        spec = StrategySpec(options["strategy"], symbols, options["lookback"], params)
+        return spec, options["frequency"] or PriceFrequency.DAILY, options["strategy"]
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        spec, frequency, label = self._spec(options)
+        if options["lookback"]:
+            spec = dataclasses.replace(spec, lookback=options["lookback"])
+        symbols = spec.symbols
         try:
             policy = RebalancePolicy.parse(options["rebalance"])
             costs = TransactionCosts(bps=options["costs_bps"], fixed=options["fixed_cost"])
             result = backtest_strategy(
-                spec=StrategySpec(options["strategy"], symbols, options["lookback"], params),
+                spec=spec,
                 start=options["start"],
                 end=options["end"],
                 policy=policy,
                 costs=costs,
                 initial_value=options["initial"],
-                frequency=options["frequency"],
+                frequency=frequency,
                 reoptimise=options["reoptimise"],
                 benchmark=options["benchmark"],
             )
@@ -109,7 +154,8 @@ class Command(BaseCommand):
         frame.index.name = "date"
         frame.to_csv(csv_path, date_format="%Y-%m-%d", float_format="%.6f")
         summary = {
-            "strategy": options["strategy"],
+            "strategy": label,
+            "method": spec.method,
             "symbols": list(symbols),
             "rebalance": options["rebalance"],
             "costs": {"bps": costs.bps, "fixed": costs.fixed},
@@ -121,7 +167,7 @@ class Command(BaseCommand):
             return
         metrics = result.metrics
         self.stdout.write(
-            f"{options['strategy']} {summary['start']} .. {summary['end']}: "
+            f"{label} {summary['start']} .. {summary['end']}: "
             f"CAGR {metrics.cagr:.2%}, volatility {metrics.volatility:.2%}, "
             f"Sharpe {metrics.sharpe if metrics.sharpe is None else round(metrics.sharpe, 2)}, "
             f"max drawdown {metrics.max_drawdown:.2%}, turnover {result.turnover:.2f}, "
