@@ -1,20 +1,23 @@
 """API of backtests: run one on stored prices and get the metrics and the value series.
 
-A backtest reads platform-wide prices only and writes nothing, so every signed-in user
-may run one (no firm needed). Until stored strategies exist, the strategy is given
-by its method and parameters, exactly like ``manage.py backtest``.
+A backtest reads prices and writes nothing, so every signed-in user may run one. The
+strategy is either a method with its universe and parameters (no firm needed), or
+``strategy_id``, a stored strategy of the firm the request acts in (another firm's id
+answers 404 like a missing one), exactly like ``manage.py backtest``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from advisor.api.errors import FirmRequired
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import ApiView
 from portfolios.engine.backtest import (
@@ -26,7 +29,13 @@ from portfolios.engine.backtest import (
 )
 from portfolios.engine.types import Method, StrategyError
 from portfolios.models_market import PriceFrequency
-from portfolios.services_backtest import BacktestInputError, StrategySpec, backtest_strategy
+from portfolios.selectors_strategy import strategy_get
+from portfolios.services_backtest import (
+    BacktestInputError,
+    StrategySpec,
+    backtest_strategy,
+    spec_from_strategy,
+)
 
 MAX_SYMBOLS = 100
 
@@ -34,9 +43,17 @@ MAX_SYMBOLS = 100
 class BacktestInputSerializer(StrictInputSerializer):
     """A strategy (method, universe, parameters), a period and a rebalancing policy."""
 
-    strategy = serializers.ChoiceField(choices=[m.value for m in Method])
+    strategy = serializers.ChoiceField(
+        choices=[m.value for m in Method], required=False, help_text="A method (with symbols)."
+    )
+    strategy_id = serializers.IntegerField(
+        required=False, help_text="Or a stored strategy of your firm (its universe and method)."
+    )
     symbols = serializers.ListField(
-        child=serializers.CharField(max_length=20), min_length=1, max_length=MAX_SYMBOLS
+        child=serializers.CharField(max_length=20),
+        min_length=1,
+        max_length=MAX_SYMBOLS,
+        required=False,
     )
     start = serializers.DateField()
     end = serializers.DateField()
@@ -48,7 +65,9 @@ class BacktestInputSerializer(StrictInputSerializer):
     )
     reoptimise = serializers.ChoiceField(choices=list(REOPTIMISE), default="monthly")
     frequency = serializers.ChoiceField(
-        choices=PriceFrequency.choices, default=PriceFrequency.DAILY
+        choices=PriceFrequency.choices,
+        required=False,
+        help_text="Default: the stored strategy's, or daily.",
     )
     lookback = serializers.IntegerField(min_value=2, max_value=5000, required=False)
     weights = serializers.DictField(
@@ -63,6 +82,10 @@ class BacktestInputSerializer(StrictInputSerializer):
     benchmark = serializers.CharField(max_length=20, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("strategy_id" in attrs) == ("strategy" in attrs):
+            raise ValidationError({"strategy": ["Give either strategy (a method) or strategy_id."]})
+        if "strategy" in attrs and not attrs.get("symbols"):
+            raise ValidationError({"symbols": ["A method needs the symbols of its universe."]})
         if attrs["start"] >= attrs["end"]:
             raise ValidationError({"end": ["Must be after start."]})
         try:
@@ -131,15 +154,7 @@ class BacktestRunView(ApiView):
         data = BacktestInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        parameters = dict(values.get("parameters", {}))
-        if "weights" in values:
-            parameters["fixed_weights"] = {k.upper(): v for k, v in values["weights"].items()}
-        spec = StrategySpec(
-            values["strategy"],
-            tuple(s.upper() for s in values["symbols"]),
-            values.get("lookback"),
-            parameters,
-        )
+        spec, frequency = self._spec(values)
         try:
             result = backtest_strategy(
                 spec=spec,
@@ -148,7 +163,7 @@ class BacktestRunView(ApiView):
                 policy=values["policy"],
                 costs=TransactionCosts(bps=values["costs_bps"], fixed=values["fixed_cost"]),
                 initial_value=values["initial_value"],
-                frequency=values["frequency"],
+                frequency=values.get("frequency") or frequency,
                 reoptimise=values["reoptimise"],
                 benchmark=values.get("benchmark"),
             )
@@ -179,6 +194,28 @@ class BacktestRunView(ApiView):
             "series": series,
         }
         return Response(body)
+
+    def _spec(self, values: dict[str, Any]) -> tuple[StrategySpec, str]:
+        if "strategy_id" in values:
+            if self.firm is None:
+                raise FirmRequired()
+            strategy = strategy_get(strategy_id=values["strategy_id"])
+            if strategy is None:
+                raise NotFound()
+            spec, frequency = spec_from_strategy(strategy)
+            if values.get("lookback"):
+                spec = dataclasses.replace(spec, lookback=values["lookback"])
+            return spec, frequency
+        parameters = dict(values.get("parameters", {}))
+        if "weights" in values:
+            parameters["fixed_weights"] = {k.upper(): v for k, v in values["weights"].items()}
+        spec = StrategySpec(
+            values["strategy"],
+            tuple(s.upper() for s in values["symbols"]),
+            values.get("lookback"),
+            parameters,
+        )
+        return spec, PriceFrequency.DAILY
 
 
 __all__ = ["BacktestRunView"]

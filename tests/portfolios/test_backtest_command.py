@@ -176,3 +176,37 @@ def test_backtest_of_a_firms_stored_strategy(etf_prices: None, firm_a: FirmWorld
         run("Nope", f"--firm={firm_a.firm.slug}", *common)
     with pytest.raises(CommandError, match="'Classic 60/40' is not a method"):
         run("Classic 60/40", *common)
+
+
+def test_backtest_of_a_stored_strategy_through_the_api(
+    etf_prices: None, firm_a: FirmWorld, firm_b: FirmWorld
+) -> None:
+    from accounts.tenancy import firm_context
+    from portfolios.services_strategy import strategy_create
+
+    with firm_context(firm_a.firm):
+        strategy = strategy_create(
+            actor=None,
+            name="Balanced",
+            method="equal_weight",
+            universe=["VTI", "BND"],
+            price_frequency="monthly",
+        )
+    body = {"strategy_id": strategy.pk, "start": "2016-12-31", "end": "2021-05-31"}
+    url = reverse("api:backtest-run")
+
+    def client_of(world: FirmWorld) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(world.user(Role.ADVISOR))}")
+        return client
+
+    own = client_of(firm_a).post(url, body, format="json")
+    assert own.status_code == 200, own.content
+    assert own.json()["series"][-1]["date"] == "2021-05-31"
+    foreign = client_of(firm_b).post(url, body, format="json")
+    missing = client_of(firm_b).post(url, {**body, "strategy_id": 9 * 10**15}, format="json")
+    assert foreign.status_code == 404
+    assert foreign.json() == missing.json()
+    both = client_of(firm_a).post(url, {**body, "strategy": "fixed"}, format="json")
+    assert both.status_code == 400
+    assert "strategy" in both.json()["error"]["fields"]
