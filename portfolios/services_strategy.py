@@ -39,13 +39,15 @@ from portfolios.engine.optimise import explain, optimise
 from portfolios.engine.optimise.core import request_parameters
 from portfolios.engine.optimise.recommend import backtest_alternatives, recommend_and_optimise
 from portfolios.engine.types import (
+    CovarianceEstimator,
     Method,
     OptimiseRequest,
     OptimiseResult,
+    ReturnEstimator,
     StrategyError,
     View,
 )
-from portfolios.models_market import Asset, PriceFrequency
+from portfolios.models_market import Asset, AssetClass, PriceFrequency
 from portfolios.models_strategy import (
     WEIGHT_QUANTUM,
     CustomisedVersion,
@@ -140,9 +142,23 @@ def _views(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise _error("parameters", f"parameter {name!r} must be a string")
+HRP_LINKAGES = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+
+
+def _choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    allowed = tuple(choices)
+    if value not in allowed:
+        raise _error("parameters", f"parameter {name!r} must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _classes(name: str, value: dict[str, float]) -> dict[str, float]:
+    for cls in value:
+        if cls not in AssetClass.values:
+            raise _error(
+                "parameters",
+                f"{name}: unknown asset class {cls!r}: one of {', '.join(AssetClass.values)}",
+            )
     return value
 
 
@@ -157,15 +173,15 @@ _CONVERT: dict[str, Any] = {
     "target_return": _number,
     "risk_aversion": _number,
     "tau": _number,
-    "return_estimator": _text,
-    "covariance_estimator": _text,
-    "hrp_linkage": _text,
+    "return_estimator": lambda n, v: _choice(n, v, [e.value for e in ReturnEstimator]),
+    "covariance_estimator": lambda n, v: _choice(n, v, [e.value for e in CovarianceEstimator]),
+    "hrp_linkage": lambda n, v: _choice(n, v, HRP_LINKAGES),
     "weight_bounds": _pair,
     "asset_bounds": lambda n, v: {
         k.upper(): _pair(f"{n}.{k}", b) for k, b in _mapping(n, v).items()
     },
-    "class_min": _floats,
-    "class_max": _floats,
+    "class_min": lambda n, v: _classes(n, _floats(n, v)),
+    "class_max": lambda n, v: _classes(n, _floats(n, v)),
     "fixed_weights": lambda n, v: {k.upper(): w for k, w in _floats(n, v).items()},
     "risky_sleeve": lambda n, v: {k.upper(): w for k, w in _floats(n, v).items()},
     "defensive_sleeve": lambda n, v: {k.upper(): w for k, w in _floats(n, v).items()},

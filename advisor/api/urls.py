@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from advisor.api.errors import route_not_found
-from portfolios import api_backtest, api_market
+from portfolios import api_backtest, api_market, api_strategy
 
 app_name = "api"
 
@@ -43,6 +43,23 @@ v1: list[URLPattern | URLResolver] = [
         name="market-price-review",
     ),
     path("backtests/", api_backtest.BacktestRunView.as_view(), name="backtest-run"),
+    path("strategies/", api_strategy.StrategyListView.as_view(), name="strategy-list"),
+    path(
+        "strategies/recommendation/",
+        api_strategy.StrategyRecommendationView.as_view(),
+        name="strategy-recommendation",
+    ),
+    path("strategies/<int:pk>/", api_strategy.StrategyDetailView.as_view(), name="strategy-detail"),
+    path(
+        "strategies/<int:pk>/versions/",
+        api_strategy.StrategyVersionListView.as_view(),
+        name="strategy-version-list",
+    ),
+    path(
+        "strategies/<int:pk>/versions/<int:number>/",
+        api_strategy.StrategyVersionDetailView.as_view(),
+        name="strategy-version-detail",
+    ),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -154,6 +154,45 @@ def _held_price(world: FirmWorld) -> dict[str, Any]:
     return {"pk": _market_asset().prices.get(status=PriceStatus.HELD).pk}
 
 
+def _strategy_version(world: FirmWorld) -> Any:
+    """A strategy of the world's firm with one version, written directly (no prices needed)."""
+    from portfolios.models_strategy import Strategy, StrategyVersion
+
+    asset = _market_asset()
+    strategy, _ = Strategy.objects.get_or_create(
+        name="Matrix strategy",
+        defaults={"method": "fixed", "universe": [asset.symbol], "parameters": {}},
+    )
+    version = StrategyVersion.objects.filter(strategy=strategy, number=1).first()
+    if version is None:
+        version = StrategyVersion.objects.create(
+            strategy=strategy,
+            number=1,
+            method="fixed",
+            inputs={"method": "fixed", "universe": [asset.symbol]},
+            weights={asset.symbol: "1.0000000000"},
+            fingerprint="f" * 64,
+            prices_as_of=dt.date(2024, 1, 1),
+            prices_digest="e" * 64,
+            expected_return=Decimal("0.05"),
+            volatility=Decimal("0.1"),
+            sharpe_ratio=Decimal("0.5"),
+            risk_free_rate=Decimal(0),
+            trigger="system",
+            trigger_label="matrix",
+        )
+    return version
+
+
+def _strategy(world: FirmWorld) -> dict[str, Any]:
+    return {"pk": _strategy_version(world).strategy_id}
+
+
+def _version(world: FirmWorld) -> dict[str, Any]:
+    version = _strategy_version(world)
+    return {"pk": version.strategy_id, "number": version.number}
+
+
 OBJECTS: dict[str, ObjectSpec] = {
     "api:firm-member-detail": ObjectSpec(
         kwargs=_member, payloads={"patch": {"role": Role.FIRM_ADMIN}, "put": {"role": "investor"}}
@@ -164,6 +203,11 @@ OBJECTS: dict[str, ObjectSpec] = {
         payloads={"post": {"decision": "rejected", "note": "matrix"}},
         platform_wide=True,
     ),
+    "api:strategy-detail": ObjectSpec(
+        kwargs=_strategy, payloads={"patch": {"name": "Renamed by the matrix"}}
+    ),
+    "api:strategy-version-list": ObjectSpec(kwargs=_strategy, payloads={"post": {}}),
+    "api:strategy-version-detail": ObjectSpec(kwargs=_version),
 }
 
 # Request bodies of unsafe methods on routes without path parameters, by route name;
