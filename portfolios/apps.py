@@ -9,6 +9,9 @@ class PortfoliosConfig(AppConfig):
         from accounts import demo
         from portfolios import admin_market  # noqa: F401  (registers the market admin)
         from portfolios.demo_market import market_seeder
+        from portfolios.demo_strategy import strategy_seeder
 
         if market_seeder not in demo.GLOBAL_SEEDERS:
             demo.GLOBAL_SEEDERS.append(market_seeder)
+        if strategy_seeder not in demo.FIRM_SEEDERS:
+            demo.FIRM_SEEDERS.append(strategy_seeder)
