@@ -12,6 +12,9 @@ Conventions (each is what the hand-checked test reproduces):
   ``BacktestConfig.reoptimise``) the weights function is called with
   ``prices.loc[:d]`` (a copy: history before ``start`` included for look-backs, nothing
   after ``d``). Trades happen at the close of ``d``, the last price it saw.
+* **Missing prices** (NaN) are allowed for an asset that is neither held nor given a
+  weight (not listed yet, as in a crypto index over the coins' whole history); a held
+  or weighted asset without a price is refused, naming it and the date.
 * **Trades.** A rebalance on date ``d`` with portfolio value ``V`` (holdings at ``d``'s
   closes plus cash) trades every asset to ``target_i * V``. The cost is
   ``bps / 10_000 * sum(|traded_i|) + fixed * (number of assets traded)`` and is paid
@@ -286,6 +289,16 @@ def _weights(raw: WeightsInput, names: list[str], day: pd.Timestamp) -> np.ndarr
     return normalised
 
 
+def _require_prices(
+    needed: np.ndarray, priced: np.ndarray, names: list[str], day: pd.Timestamp, why: str
+) -> None:
+    missing = np.flatnonzero(needed & ~priced)
+    if len(missing):
+        raise BacktestError(
+            f"no price for {names[int(missing[0])]} on {day.date().isoformat()}, but {why}"
+        )
+
+
 def metrics_of(
     values: pd.Series,
     *,
@@ -349,11 +362,6 @@ def backtest_run(
     window = prices.loc[config.start : config.end]
     if len(window) < 2:
         raise BacktestError("the backtest window holds fewer than two price dates")
-    missing = window.isna()
-    if missing.to_numpy().any():
-        asset = str(missing.any()[missing.any()].index[0])
-        day = missing.index[missing[asset].to_numpy()][0].date().isoformat()
-        raise BacktestError(f"no price for {asset} on {day}: every asset needs a price every date")
     if (window <= 0).to_numpy().any():
         raise BacktestError("prices must be positive")
     names = [str(c) for c in prices.columns]
@@ -370,13 +378,16 @@ def backtest_run(
     costs_paid = 0.0
     for i, day in enumerate(dates):
         price = closes[i]
-        holdings = units * price
+        priced = ~np.isnan(price)
+        _require_prices(units != 0, priced, names, day, "it is held")
+        holdings = np.where(units != 0, units * np.where(priced, price, 0.0), 0.0)
         value = float(holdings.sum() + cash)
         reason: str | None = None
         reoptimise = i == 0 or _new_period(dates[i - 1], day, config.reoptimise)
         if reoptimise:
             seen = prices.loc[:day].copy()
             new_target = _weights(weights_function(seen), names, day)
+            _require_prices(new_target > 0, priced, names, day, "the weights give it a weight")
             decisions.append(
                 Decision(day, seen.index[-1], dict(zip(names, new_target, strict=True)))
             )
@@ -424,10 +435,10 @@ def backtest_run(
                 )
             )
             costs_paid += cost
-            units = target * after / price
+            units = np.divide(target * after, price, out=np.zeros(len(names)), where=target > 0)
             cash = 0.0
             value = after
-            holdings = units * price
+            holdings = np.where(units != 0, units * np.where(priced, price, 0.0), 0.0)
         values[i] = value
         weights_rows[i] = holdings / value
 

@@ -395,3 +395,24 @@ def test_bad_inputs() -> None:
             policy=RebalancePolicy(calendar="monthly"),
             benchmark=pd.Series([1.0, 2.0], index=MONTH_ENDS[[0, 2]]),
         )
+
+
+def test_an_asset_listed_later_may_be_missing_until_it_is_weighted() -> None:
+    prices = _random_prices(days=120, assets=3)
+    prices.iloc[:60, 2] = math.nan  # X2 lists on day 60
+
+    def listed_equal(history: pd.DataFrame) -> dict[str, float]:
+        listed = [c for c in history.columns if pd.notna(history[c].iloc[-1])]
+        return {c: 1 / len(listed) for c in listed}
+
+    result = backtest_run(prices, listed_equal, policy=RebalancePolicy(calendar="monthly"))
+    assert result.weights["X2"].iloc[:60].eq(0).all()
+    assert result.weights["X2"].iloc[-1] > 0
+    assert np.isfinite(result.values).all()
+
+    with pytest.raises(BacktestError, match=r"no price for X2 on 2022-01-03, but the weights"):
+        backtest_run(prices, equal_weights, policy=RebalancePolicy(calendar="monthly"))
+    gap = prices.copy()
+    gap.iloc[100, 0] = math.nan
+    with pytest.raises(BacktestError, match=r"no price for X0 on .*, but it is held"):
+        backtest_run(gap, listed_equal, policy=RebalancePolicy(calendar="monthly"))
