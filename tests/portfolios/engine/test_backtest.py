@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portfolios.engine.backtest import (
     BacktestConfig,
@@ -416,3 +418,37 @@ def test_an_asset_listed_later_may_be_missing_until_it_is_weighted() -> None:
     gap.iloc[100, 0] = math.nan
     with pytest.raises(BacktestError, match=r"no price for X0 on .*, but it is held"):
         backtest_run(gap, listed_equal, policy=RebalancePolicy(calendar="monthly"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    raw=st.lists(st.floats(0.05, 1), min_size=2, max_size=5),
+    bps=st.floats(0, 50),
+)
+def test_buy_and_hold_and_daily_rebalancing_match_their_formulas(seed, raw, bps) -> None:
+    weights = np.array(raw) / sum(raw)
+    prices = _random_prices(days=60, assets=len(raw), seed=seed)
+    prices.index = pd.bdate_range("2024-02-01", periods=60)  # all in one year
+    target = dict(zip(prices.columns, weights, strict=True))
+    hold = backtest_run(
+        prices,
+        fixed_weights(target),
+        policy=RebalancePolicy(calendar="yearly"),
+        costs=TransactionCosts(bps=bps),
+        config=BacktestConfig(reoptimise="once"),
+    )
+    invested = 10_000 * (1 - bps / 10_000)
+    growth = (prices / prices.iloc[0]).to_numpy() @ weights
+    np.testing.assert_allclose(hold.values.to_numpy(), invested * growth, rtol=1e-10)
+    assert len(hold.rebalances) == 1
+    # Bands of zero width in effect: rebalanced every day back to the target, free.
+    daily = backtest_run(
+        prices,
+        fixed_weights(target),
+        policy=RebalancePolicy(absolute_band=1e-9),
+        config=BacktestConfig(reoptimise="once"),
+    )
+    returns = prices.pct_change().iloc[1:].to_numpy() @ weights
+    expected = 10_000 * np.concatenate([[1.0], np.cumprod(1 + returns)])
+    np.testing.assert_allclose(daily.values.to_numpy(), expected, rtol=1e-10)
