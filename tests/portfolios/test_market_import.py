@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -325,3 +326,14 @@ def test_seed_assets_command_and_bad_market_cap_input(tmp_path: Path) -> None:
     )
     with pytest.raises(MarketDataError, match=r"assets\.csv, line 2: asset class 'meme'"):
         assets_seed(path=listing)
+
+
+def test_bench_import_prints_its_figures_beside_the_floor_and_keeps_nothing() -> None:
+    out = StringIO()
+    call_command("bench_import", "--json", stdout=out)
+    figures = json.loads(out.getvalue())
+    assert figures["rows"] > 20_000
+    assert figures["floor_copy_seconds"] > 0
+    assert figures["import_over_floor"] > 0
+    assert not Price.objects.exists()
+    assert not Asset.objects.exists()
