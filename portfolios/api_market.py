@@ -40,6 +40,7 @@ from portfolios.selectors_market import asset_get, asset_list, price_held_list, 
 from portfolios.services_market import MarketDataError, PriceSource, price_review, prices_import
 
 MAX_UPLOAD_FILES = 100
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # per file
 
 
 class IsPlatformStaff(BasePermission):
@@ -133,6 +134,15 @@ class PriceImportInputSerializer(StrictInputSerializer):
     replace = serializers.BooleanField(
         default=False, help_text="Overwrite stored closes that differ (refused otherwise)."
     )
+
+    def validate_files(self, files: list[Any]) -> list[Any]:
+        for upload in files:
+            if upload.size > MAX_UPLOAD_BYTES:
+                raise ValidationError(
+                    f"{upload.name}: {upload.size} bytes, more than the {MAX_UPLOAD_BYTES} "
+                    "allowed per file (use manage.py import_prices for larger files)"
+                )
+        return files
 
     def to_internal_value(self, data: Any) -> Any:
         if hasattr(data, "getlist"):  # a QueryDict: keep every uploaded file

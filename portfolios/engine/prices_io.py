@@ -60,6 +60,9 @@ MONTHLY = "monthly"
 #: Stored closes keep this many decimal places (the model's ``decimal_places``).
 CLOSE_PLACES = 10
 _QUANTUM = Decimal(1).scaleb(-CLOSE_PLACES)
+#: Digits before the decimal point a close may have (the model: 28 digits, 10 places).
+MAX_CLOSE_DIGITS = 18
+MAX_VOLUME = 2**63  # a PostgreSQL bigint
 
 CRYPTO_HEADER = ("Date", "Close", "High", "Low", "Open", "Volume")
 STOCKS_HEADER = ("Date", "Open", "High", "Low", "Close", "Volume", "Dividends", "Stock Splits")
@@ -188,6 +191,8 @@ def _parse_close(text: str, column: str, file: str, line: int) -> Decimal:
         raise PriceFileError(file, line, f"{column} {value!r} is not a number")
     if number <= 0:
         raise PriceFileError(file, line, f"{column} {value} is not a positive price")
+    if number.adjusted() >= MAX_CLOSE_DIGITS:
+        raise PriceFileError(file, line, f"{column} {value} is too large for a price")
     rounded = number.quantize(_QUANTUM)
     if rounded <= 0:
         raise PriceFileError(file, line, f"{column} {value} rounds to zero")
@@ -204,6 +209,8 @@ def _parse_volume(text: str, column: str, file: str, line: int) -> int | None:
         raise PriceFileError(file, line, f"{column} {value!r} is not a number") from None
     if not number.is_finite() or number < 0:
         raise PriceFileError(file, line, f"{column} {value!r} is not a volume (>= 0)")
+    if number >= MAX_VOLUME:
+        raise PriceFileError(file, line, f"{column} {value} is too large for a volume")
     return int(number)
 
 

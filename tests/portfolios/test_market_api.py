@@ -167,3 +167,16 @@ def test_every_malformed_variant_answers_400_with_file_and_line(staff: User, cas
     assert error.startswith(f"AMD.csv, line {line}: ")
     assert message in error
     assert Price.objects.count() == before
+
+
+def test_an_oversized_upload_is_refused_naming_the_file(staff: User, monkeypatch) -> None:
+    from portfolios import api_market
+
+    monkeypatch.setattr(api_market, "MAX_UPLOAD_BYTES", 10)
+    response = client_for(staff).post(
+        IMPORT_URL,
+        upload(("BTC.csv", (HEADER + "2024-01-01,1,1,1,1,1\n").encode())),
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["files"][0].startswith("BTC.csv: ")

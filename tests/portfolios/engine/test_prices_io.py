@@ -81,6 +81,12 @@ def test_wide_files_allow_empty_cells_and_refuse_bad_ones() -> None:
         (b"Date,Close,High,Low,Open,Volume\n2024-01-01,nan,1,1,1,1\n", 2, "not a number"),
         (b"Date,Close,High,Low,Open,Volume\n2024-01-01,1e-12,1,1,1,1\n", 2, "rounds to zero"),
         (b"Date,Close,High,Low,Open,Volume\n24-01-01,1,1,1,1,1\n", 2, "bad date '24-01-01'"),
+        (b"Date,Close,High,Low,Open,Volume\n2024-01-01,1e18,1,1,1,1\n", 2, "too large for a price"),
+        (
+            b"Date,Close,High,Low,Open,Volume\n2024-01-01,1,1,1,1,1e19\n",
+            2,
+            "too large for a volume",
+        ),
     ],
 )
 def test_refusals_name_file_and_line(data: bytes, line: int, message: str) -> None:
