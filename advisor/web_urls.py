@@ -1,6 +1,6 @@
 """HTML pages of the web shell."""
 
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from advisor import views
 
@@ -11,4 +11,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("firm/choose/", views.firm_choose, name="firm_choose"),
     path("firm/switch/", views.firm_switch, name="firm_switch"),
+    path("", include("portfolios.web_urls")),
 ]

@@ -160,9 +160,11 @@ class StrategyInputSerializer(StrictInputSerializer):
 class VersionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     strategy = serializers.IntegerField(source="strategy_id", read_only=True)
     weights = serializers.DictField(
+        source="weights_ordered",
         child=serializers.CharField(),
         read_only=True,
-        help_text="Symbol -> weight, a decimal string with 10 places; they sum to exactly 1.",
+        help_text="Symbol -> weight (universe order), a decimal string with 10 places; "
+        "they sum to exactly 1.",
     )
     triggered_by = serializers.CharField(
         source="triggered_by.username", read_only=True, allow_null=True, default=None

@@ -145,8 +145,15 @@ class StrategyVersion(FirmOwnedModel):
     def __str__(self) -> str:
         return f"{self.strategy_id} v{self.number}"
 
+    def weights_ordered(self) -> dict[str, str]:
+        """The weights (decimal strings) in universe order: jsonb keeps no key order."""
+        order = [s for s in self.inputs.get("universe", []) if s in self.weights]
+        seen = set(order)
+        order += sorted(s for s in self.weights if s not in seen)
+        return {symbol: self.weights[symbol] for symbol in order}
+
     def weights_decimal(self) -> dict[str, Decimal]:
-        return {symbol: Decimal(value) for symbol, value in self.weights.items()}
+        return {symbol: Decimal(w) for symbol, w in self.weights_ordered().items()}
 
 
 class CustomisedVersion(FirmOwnedModel):
