@@ -777,3 +777,32 @@ __all__ = [
     "version_frontier_request",
     "weights_to_decimal_strings",
 ]
+
+
+def strategy_versions_recompute(
+    *, trigger: str = VersionTrigger.SCHEDULE, as_of: dt.date | None = None
+) -> dict[str, Any]:
+    """Recompute every active strategy of the current firm (the schedule's job).
+
+    Each strategy in its own savepoint: one that fails (say, a price held for review
+    leaves too little history) is reported by name and the others go on. A strategy
+    whose inputs have not changed keeps its version (same fingerprint, nothing
+    written); changed prices make a new version, audited like any other.
+    """
+    created: list[dict[str, Any]] = []
+    unchanged: list[str] = []
+    failed: dict[str, list[str]] = {}
+    for strategy in Strategy.objects.filter(status=StrategyStatus.ACTIVE).order_by("name", "id"):
+        try:
+            with transaction.atomic():
+                version, new = strategy_version_compute(
+                    strategy=strategy, as_of=as_of, trigger=trigger, actor_label=str(trigger)
+                )
+        except StrategyInputError as exc:
+            failed[strategy.name] = [str(m) for m in exc.messages]
+            continue
+        if new:
+            created.append({"strategy": strategy.name, "number": version.number})
+        else:
+            unchanged.append(strategy.name)
+    return {"created": created, "unchanged": unchanged, "failed": failed}

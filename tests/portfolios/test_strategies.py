@@ -332,3 +332,42 @@ def test_same_definition_in_two_firms_gives_separate_versions(
             trigger="system",
             trigger_label="test",
         )
+
+
+def test_scheduled_recompute_task_makes_new_versions_and_names_failures(
+    etf_prices: None, firm_a: FirmWorld
+) -> None:
+    from portfolios.tasks import strategy_versions_recompute_task
+
+    advisor = firm_a.user(Role.ADVISOR)
+    with firm_context(firm_a.firm):
+        good = _balanced(firm_a)
+        strategy_version_compute(strategy=good)
+        strategy_update(strategy=good, actor=advisor, status=StrategyStatus.ACTIVE)
+        bad = _balanced(firm_a, name="Short history")
+        strategy_version_compute(strategy=bad)
+        strategy_update(strategy=bad, actor=advisor, status=StrategyStatus.ACTIVE)
+        strategy_update(
+            strategy=bad, actor=advisor, parameters={"target_volatility": 0.09, "lookback": 120}
+        )
+        _balanced(firm_a, name="Draft, not recomputed")
+    unchanged = strategy_versions_recompute_task(firm_id=firm_a.firm.pk)
+    assert unchanged["created"] == []
+    assert unchanged["unchanged"] == ["Balanced"]
+    assert "BNDX" in unchanged["failed"]["Short history"][0]
+    with firm_context(firm_a.firm):
+        for symbol in ETFS:
+            last = Price.objects.filter(asset__symbol=symbol).order_by("-date").first()
+            assert last is not None
+            Price.objects.create(
+                asset=last.asset,
+                date=dt.date(2021, 6, 30),
+                frequency=PriceFrequency.MONTHLY,
+                close=last.close,
+            )
+    result = strategy_versions_recompute_task(firm_id=firm_a.firm.pk)
+    assert result["created"] == [{"strategy": "Balanced", "number": 2}]
+    with firm_context(firm_a.firm):
+        newest = StrategyVersion.objects.get(strategy=good, number=2)
+        assert (newest.trigger, newest.trigger_label) == ("schedule", "schedule")
+        assert not StrategyVersion.objects.filter(strategy__name="Draft, not recomputed").exists()
