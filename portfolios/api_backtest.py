@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from advisor.api.errors import FirmRequired
-from advisor.api.serializers import StrictInputSerializer
+from advisor.api.serializers import ErrorResponseSerializer, StrictInputSerializer
 from advisor.api.views import ApiView
 from portfolios.engine.backtest import (
     CALENDARS,
@@ -144,7 +144,14 @@ class BacktestRunView(ApiView):
         operation_id="backtest_run",
         tags=["backtests"],
         request=BacktestInputSerializer,
-        responses={200: BacktestResultSerializer},
+        responses={
+            200: BacktestResultSerializer,
+            404: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="strategy_id names no strategy of your firm (another firm's "
+                "answers alike).",
+            ),
+        },
         description="Metrics (CAGR, volatility, Sharpe, Sortino, max drawdown, Calmar), "
         "turnover, costs, the benchmark's metrics, every rebalance with its reason, and "
         "the value series. Unknown assets, too little history or infeasible parameters "
