@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -54,7 +54,26 @@ class IsPlatformStaff(BasePermission):
 # --- serializers -------------------------------------------------------------------------
 
 
+class MarketCapSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    date = serializers.DateField()
+    value = serializers.DecimalField(max_digits=24, decimal_places=2)
+    approximate = serializers.BooleanField()
+    source = serializers.CharField()  # type: ignore[assignment]
+
+
 class AssetSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    market_cap = serializers.SerializerMethodField(
+        help_text="The latest market capitalisation observation (null when none)."
+    )
+
+    @extend_schema_field(MarketCapSerializer(allow_null=True))
+    def get_market_cap(self, asset: Asset) -> dict[str, Any] | None:
+        observations = list(asset.market_caps.all())  # prefetched, oldest first
+        if not observations:
+            return None
+        latest = max(observations, key=lambda o: o.date)
+        return dict(MarketCapSerializer(latest).data)
+
     class Meta:
         model = Asset
         fields = [
@@ -68,6 +87,7 @@ class AssetSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "minimum_lot",
             "tags",
             "is_active",
+            "market_cap",
         ]
 
 
@@ -176,7 +196,7 @@ class AssetListView(MarketListView):
     ordering = ["symbol"]
 
     def get_queryset(self) -> QuerySet[Asset]:
-        return asset_list()
+        return asset_list().prefetch_related("market_caps")
 
     @extend_schema(operation_id="market_assets_list", tags=["market"])
     def get(self, request: Request) -> Response:

@@ -13,7 +13,7 @@ from accounts.models import Role, User
 from accounts.tenancy import firm_context
 from compliance.models import AuditEvent
 from portfolios.models_market import ImportBatch, Price, PriceStatus
-from portfolios.services_market import MARKET_FIXTURES, assets_seed
+from portfolios.services_market import MARKET_FIXTURES, assets_seed, market_caps_seed
 from tests.api.conftest import token_for
 from tests.conftest import FirmWorld
 from tests.portfolios.test_market_import import MALFORMED
@@ -100,7 +100,13 @@ def test_firm_roles_may_read_but_not_import(role: str, firm_a: FirmWorld, staff:
     assert not Price.objects.exists()
     listing = client.get(reverse("api:market-asset-list"), {"page_size": 500})
     assert listing.status_code == 200
-    assert "BTC" in {a["symbol"] for a in listing.json()["results"]}
+    assets = {a["symbol"]: a for a in listing.json()["results"]}
+    assert assets["BTC"]["market_cap"] is None  # not seeded here
+    market_caps_seed()
+    listing = client.get(reverse("api:market-asset-list"), {"page_size": 500})
+    btc = next(a for a in listing.json()["results"] if a["symbol"] == "BTC")
+    assert btc["market_cap"]["date"] == "2025-02-11"
+    assert btc["market_cap"]["approximate"] is True
 
 
 def test_prices_of_an_asset_with_date_filters(staff: User, firm_a: FirmWorld) -> None:
