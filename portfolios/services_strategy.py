@@ -23,7 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +33,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.models import User
-from compliance.services import audit_record
+from accounts.tenancy.context import TenancyError, require_firm
+from compliance.services import AuditEntry, audit_record, audit_record_many
 from portfolios.engine import customise
 from portfolios.engine.optimise import explain, optimise
 from portfolios.engine.optimise.core import request_parameters
@@ -325,6 +326,10 @@ def strategy_create(
         method=method, universe=universe, parameters=parameters or {}
     )
     _check_band(risk_level_min, risk_level_max)
+    if price_frequency not in PriceFrequency.values:
+        raise _error("price_frequency", f"one of {', '.join(PriceFrequency.values)}")
+    if status not in StrategyStatus.values:
+        raise _error("status", f"one of {', '.join(StrategyStatus.values)}")
     if status == StrategyStatus.ACTIVE:
         raise _error("status", "a new strategy cannot be active: compute a version first")
     if Strategy.objects.filter(name=name).exists():
@@ -382,6 +387,10 @@ def strategy_update(
             ):
                 merged["explanation"] = explain(merged["method"])
         _check_band(merged["risk_level_min"], merged["risk_level_max"])
+        if merged["price_frequency"] not in PriceFrequency.values:
+            raise _error("price_frequency", f"one of {', '.join(PriceFrequency.values)}")
+        if merged["status"] not in StrategyStatus.values:
+            raise _error("status", f"one of {', '.join(StrategyStatus.values)}")
         if merged["name"] != before["name"] and (
             Strategy.objects.filter(name=merged["name"]).exclude(pk=locked.pk).exists()
         ):
@@ -669,6 +678,94 @@ def customised_version_get_or_compute(
     return row, True
 
 
+def customised_versions_get_or_compute_many(
+    *,
+    pairs: Sequence[tuple[StrategyVersion, customise.Customisation | None]],
+    actor: User | None = None,
+    actor_label: str = "",
+) -> list[CustomisedVersion]:
+    """The customised version of each (version, customisation) pair, in order.
+
+    For a batch (a rebalance run's portfolios): one query for the signatures already
+    stored, one computation per distinct new signature, one bulk insert and one audit
+    append; pairs that share a signature share one row. A customisation that cannot
+    be applied raises :class:`StrategyInputError` naming the version and the problem,
+    and nothing is written.
+    """
+    if not pairs:
+        return []
+    tagged = any(c is not None and c.excluded_tags for _, c in pairs)
+    tags: dict[str, list[str]] = {}
+    if tagged:
+        symbols = {s for v, _ in pairs for s in v.weights}
+        tags = _tags_of(symbols)
+    sigs = [
+        customised_signature(
+            v,
+            c,
+            asset_tags={s: tags[s] for s in v.weights if s in tags}
+            if c is not None and c.excluded_tags
+            else None,
+        )
+        for v, c in pairs
+    ]
+    found = {
+        row.signature: row for row in CustomisedVersion.objects.filter(signature__in=set(sigs))
+    }
+    todo: dict[str, tuple[StrategyVersion, customise.Customisation]] = {}
+    for sig, (version, cust) in zip(sigs, pairs, strict=True):
+        if sig not in found and sig not in todo:
+            todo[sig] = (version, cust or customise.EMPTY)
+    firm = require_firm()  # bulk_create bypasses save(), which stamps the firm
+    if any(v.firm_id != firm.pk for v, _ in pairs):
+        raise TenancyError("customised versions are computed in the version's own firm only")
+    rows: list[CustomisedVersion] = []
+    for sig, (version, cust) in todo.items():
+        try:
+            weights = customise.customise_weights(
+                {s: float(Decimal(w)) for s, w in version.weights.items()},
+                cust,
+                asset_classes=dict(version.inputs.get("asset_classes") or {}),
+                asset_tags=tags,
+            )
+        except StrategyError as exc:
+            raise _error("customisation", f"strategy version {version.number}: {exc}") from None
+        rows.append(
+            CustomisedVersion(
+                firm_id=firm.pk,
+                version=version,
+                signature=sig,
+                customisation=cust.canonical(),
+                weights=weights_to_decimal_strings(weights),
+            )
+        )
+    if rows:
+        with transaction.atomic():
+            CustomisedVersion.objects.bulk_create(rows, ignore_conflicts=True)
+            stored = CustomisedVersion.objects.filter(signature__in=list(todo))
+            found.update({row.signature: row for row in stored})
+            label = actor_label or (actor.get_username() if actor else "system")
+            audit_record_many(
+                entries=[
+                    AuditEntry(
+                        action="strategy.customised_version_computed",
+                        actor=actor,
+                        actor_label=label,
+                        object_type="customised_version",
+                        object_id=found[row.signature].pk,
+                        payload={
+                            "version": row.version_id,
+                            "signature": row.signature,
+                            "customisation": row.customisation,
+                            "weights": row.weights,
+                        },
+                    )
+                    for row in rows
+                ]
+            )
+    return [found[sig] for sig in sigs]
+
+
 # --- recommendation ----------------------------------------------------------------
 
 
@@ -766,6 +863,7 @@ __all__ = [
     "customisation_from_data",
     "customised_signature",
     "customised_version_get_or_compute",
+    "customised_versions_get_or_compute_many",
     "parameters_normalise",
     "strategy_create",
     "strategy_definition_validate",

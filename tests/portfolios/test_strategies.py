@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connections, transaction
@@ -371,3 +372,37 @@ def test_scheduled_recompute_task_makes_new_versions_and_names_failures(
         newest = StrategyVersion.objects.get(strategy=good, number=2)
         assert (newest.trigger, newest.trigger_label) == ("schedule", "schedule")
         assert not StrategyVersion.objects.filter(strategy__name="Draft, not recomputed").exists()
+
+
+def test_batch_customisation_computes_once_per_signature_in_a_few_queries(
+    etf_prices: None, firm_a: FirmWorld, django_assert_max_num_queries: Any
+) -> None:
+    from portfolios.services_strategy import customised_versions_get_or_compute_many
+
+    one = _version(firm_a)
+    two = _version(firm_a, name="Growth", parameters={"target_volatility": 0.12, "lookback": 60})
+    menu: list[Customisation | None] = [
+        None,
+        Customisation(excluded_assets=frozenset({"VXUS"})),
+        Customisation(asset_bounds={"VTI": (0.0, 0.25)}),
+        Customisation(class_tilts={"us_bonds": 0.05}),
+        Customisation(excluded_tags=frozenset({"esg:none"})),
+    ]
+    pairs = [((one, two)[i % 2], menu[i % len(menu)]) for i in range(1000)]
+    with firm_context(firm_a.firm):
+        with django_assert_max_num_queries(12):
+            rows = customised_versions_get_or_compute_many(pairs=pairs)
+        assert len(rows) == 1000
+        assert CustomisedVersion.objects.count() == 10
+        assert (
+            AuditEvent.objects.filter(action="strategy.customised_version_computed").count() == 10
+        )
+        assert len({r.pk for r in rows}) == 10
+        # the single-pair service finds the very same rows
+        for (version, cust), row in zip(pairs[:10], rows[:10], strict=True):
+            same, created = customised_version_get_or_compute(version=version, customisation=cust)
+            assert (same.pk, created) == (row.pk, False)
+        with django_assert_max_num_queries(3):
+            again = customised_versions_get_or_compute_many(pairs=pairs)
+        assert [r.pk for r in again] == [r.pk for r in rows]
+        assert CustomisedVersion.objects.count() == 10
