@@ -67,3 +67,35 @@ def test_bench_text_output() -> None:
     text = out.getvalue()
     assert "equal_weight" in text
     assert "20 portfolios, 2 signatures" in text
+
+
+def test_bench_through_the_database_leaves_nothing_behind() -> None:
+    from accounts.models import Firm
+
+    firms = Firm.objects.count()
+    out = StringIO()
+    call_command(
+        "bench_strategies",
+        "--json",
+        "--sizes",
+        "20",
+        "--methods",
+        "equal_weight",
+        "--no-real",
+        "--db",
+        "--portfolios",
+        "200",
+        "--distinct",
+        "8",
+        stdout=out,
+    )
+    db = json.loads(out.getvalue())["customisation_reuse_db"]
+    assert db["portfolios"] == 200
+    assert db["distinct_signatures"] == 8
+    assert {
+        "seconds_without_reuse",
+        "seconds_with_reuse_first_run",
+        "seconds_with_reuse_rows_stored",
+        "signing_floor_seconds",
+    } <= set(db)
+    assert Firm.objects.count() == firms
