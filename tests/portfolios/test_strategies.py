@@ -406,3 +406,29 @@ def test_batch_customisation_computes_once_per_signature_in_a_few_queries(
             again = customised_versions_get_or_compute_many(pairs=pairs)
         assert [r.pk for r in again] == [r.pk for r in rows]
         assert CustomisedVersion.objects.count() == 10
+
+
+def test_strategy_tables_are_protected_by_row_level_security(
+    etf_prices: None, firm_a: FirmWorld, firm_b: FirmWorld
+) -> None:
+    version = _version(firm_a)
+    with firm_context(firm_a.firm):
+        customised_version_get_or_compute(version=version, customisation=None)
+    tables = ("portfolios_strategy", "portfolios_strategyversion", "portfolios_customisedversion")
+    with connections["default"].cursor() as cursor:  # the catalogs are readable by all
+        cursor.execute(
+            "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class "
+            "WHERE relname = ANY(%s) ORDER BY relname",
+            [list(tables)],
+        )
+        assert [row[1:] for row in cursor.fetchall()] == [(True, True)] * 3
+    for table in tables:
+        # as the application role: the rows are there for firm alpha, invisible to beta
+        for world, expected in ((firm_b, 0), (firm_a, 1)):
+            with (
+                firm_context(world.firm),
+                transaction.atomic(),
+                connections["default"].cursor() as cursor,
+            ):
+                cursor.execute(f"SELECT count(*) FROM {table}")
+                assert cursor.fetchone() == (expected,), (table, world.firm.slug)
