@@ -41,6 +41,7 @@ from portfolios.services_market import MarketDataError, PriceSource, price_revie
 
 MAX_UPLOAD_FILES = 100
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # per file
+MAX_UPLOAD_TOTAL_BYTES = 200 * 1024 * 1024  # per request
 
 
 class IsPlatformStaff(BasePermission):
@@ -162,6 +163,12 @@ class PriceImportInputSerializer(StrictInputSerializer):
                     f"{upload.name}: {upload.size} bytes, more than the {MAX_UPLOAD_BYTES} "
                     "allowed per file (use manage.py import_prices for larger files)"
                 )
+        total = sum(upload.size for upload in files)
+        if total > MAX_UPLOAD_TOTAL_BYTES:
+            raise ValidationError(
+                f"{total} bytes in all, more than the {MAX_UPLOAD_TOTAL_BYTES} allowed per "
+                "request: upload fewer files at a time"
+            )
         return files
 
     def to_internal_value(self, data: Any) -> Any:

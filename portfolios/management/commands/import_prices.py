@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,13 @@ from portfolios.models_market import ImportBatch
 from portfolios.services_market import MarketDataError, PriceSource, prices_import
 
 BAR_WIDTH = 30
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a container)
+        return "unknown user"
 
 
 def progress_bar(done: int, total: int, label: str) -> str:
@@ -59,7 +67,7 @@ class Command(BaseCommand):
             batch = prices_import(
                 sources=sources,
                 actor=None,
-                actor_label="import_prices",
+                actor_label=f"import_prices ({_os_user()})",
                 source=ImportBatch.Source.COMMAND,
                 replace=options["replace"],
                 progress=progress,
