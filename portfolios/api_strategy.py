@@ -45,6 +45,7 @@ from portfolios.selectors_strategy import (
 )
 from portfolios.services_strategy import (
     PARAMETER_NAMES,
+    SCREENING_FIELDS,
     StrategyInputError,
     strategy_create,
     strategy_recommend,
@@ -104,6 +105,7 @@ class StrategySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         source="created_by.username", read_only=True, allow_null=True, default=None
     )
     parameters = serializers.DictField(read_only=True)
+    screening = serializers.DictField(read_only=True)
     method = MethodField(choices=[m.value for m in Method], read_only=True)
     price_frequency = FrequencyField(choices=PriceFrequency.values, read_only=True)
     status = StatusField(choices=StrategyStatus.values, read_only=True)
@@ -119,6 +121,7 @@ class StrategySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "universe",
             "parameters",
             "price_frequency",
+            "screening",
             "status",
             "risk_level_min",
             "risk_level_max",
@@ -142,6 +145,11 @@ class StrategyInputSerializer(StrictInputSerializer):
     )
     parameters = serializers.DictField(required=False, help_text=PARAMETERS_HELP)
     price_frequency = FrequencyField(choices=PriceFrequency.values, default=PriceFrequency.DAILY)
+    screening = serializers.DictField(
+        required=False,
+        help_text="Index strategies: rules applied before selection, each exclusion recorded "
+        "with its reason in the version's details: " + ", ".join(SCREENING_FIELDS) + ".",
+    )
     status = StatusField(
         choices=StrategyStatus.values,
         default=StrategyStatus.DRAFT,

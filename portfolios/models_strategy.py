@@ -69,6 +69,12 @@ class Strategy(FirmOwnedModel):
     price_frequency = models.CharField(
         max_length=8, choices=PriceFrequency.choices, default=PriceFrequency.DAILY
     )
+    screening = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Index strategies: screening rules applied before selection "
+        "(fields of the engine's ScreeningRules).",
+    )
     status = models.CharField(
         max_length=16, choices=StrategyStatus.choices, default=StrategyStatus.DRAFT
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pandas as pd  # type: ignore[import-untyped]
 from django.db.models import Count, Max, QuerySet
 
 from portfolios.models_strategy import CustomisedVersion, Strategy, StrategyVersion
+from portfolios.selectors_market import price_usable_queryset
 
 
 def strategy_list(*, status: str | None = None, method: str | None = None) -> QuerySet[Strategy]:
@@ -50,3 +54,22 @@ def customised_version_get(*, signature: str) -> CustomisedVersion | None:
 
 def customised_version_list(*, version: StrategyVersion) -> QuerySet[CustomisedVersion]:
     return CustomisedVersion.objects.filter(version=version).order_by("id")
+
+
+def volume_matrix(
+    *, symbols: list[str], frequency: str, end: dt.date | None = None
+) -> pd.DataFrame:
+    """Traded volumes of usable prices, dates x symbols (NaN where none was reported)."""
+    prices = price_usable_queryset().filter(
+        asset__symbol__in=symbols, frequency=frequency, volume__isnull=False
+    )
+    if end is not None:
+        prices = prices.filter(date__lte=end)
+    rows = list(prices.values_list("date", "asset__symbol", "volume"))
+    if not rows:
+        return pd.DataFrame(columns=symbols, dtype=float)
+    frame = pd.DataFrame(rows, columns=["date", "symbol", "volume"])
+    frame["volume"] = frame["volume"].astype(float)
+    matrix = frame.pivot(index="date", columns="symbol", values="volume")
+    matrix.index = pd.DatetimeIndex(matrix.index)
+    return matrix.reindex(columns=symbols).sort_index()

@@ -35,7 +35,7 @@ from django.db.models import Max
 from accounts.models import User
 from accounts.tenancy.context import TenancyError, require_firm
 from compliance.services import AuditEntry, audit_record, audit_record_many
-from portfolios.engine import customise
+from portfolios.engine import customise, screening
 from portfolios.engine.optimise import explain, optimise
 from portfolios.engine.optimise.core import request_parameters
 from portfolios.engine.optimise.recommend import backtest_alternatives, recommend_and_optimise
@@ -58,6 +58,7 @@ from portfolios.models_strategy import (
     VersionTrigger,
 )
 from portfolios.selectors_market import market_cap_latest, price_matrix
+from portfolios.selectors_strategy import volume_matrix
 from portfolios.services_backtest import periods_per_year
 
 MAX_UNIVERSE = 500
@@ -227,6 +228,50 @@ def request_kwargs(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+SCREENING_FIELDS: dict[str, str] = {
+    "min_history_days": "int",
+    "min_avg_traded_value": "number",
+    "volume_window": "int",
+    "include_stablecoins": "bool",
+    "max_volatility": "number",
+    "max_drawdown": "number",
+    "risk_window": "int",
+}
+
+
+def screening_normalise(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Screening rules of an index strategy, checked against the engine's ScreeningRules."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise _error("screening", "screening must be an object")
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        kind = SCREENING_FIELDS.get(str(name))
+        if kind is None:
+            raise _error(
+                "screening",
+                f"unknown screening rule {name!r}: one of {', '.join(SCREENING_FIELDS)}",
+            )
+        if value is None:
+            continue
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise _error("screening", f"screening rule {name!r} must be true or false")
+            out[name] = value
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _error("screening", f"screening rule {name!r} must be an integer")
+            out[name] = value
+        else:
+            out[name] = _number(name, value)
+    try:
+        screening.ScreeningRules(**out)
+    except StrategyError as exc:
+        raise _error("screening", str(exc)) from None
+    return out
+
+
 def _universe_normalise(universe: Iterable[str]) -> list[str]:
     symbols = [str(s).strip().upper() for s in universe]
     if not symbols:
@@ -289,6 +334,7 @@ _EDITABLE = (
     "universe",
     "parameters",
     "price_frequency",
+    "screening",
     "status",
     "risk_level_min",
     "risk_level_max",
@@ -319,12 +365,14 @@ def strategy_create(
     risk_level_min: int = 1,
     risk_level_max: int = 10,
     explanation: str = "",
+    screening: Mapping[str, Any] | None = None,
     actor_label: str = "",
 ) -> Strategy:
     """A new strategy (draft unless told); audited as ``strategy.created``."""
     method_value, symbols, params = strategy_definition_validate(
         method=method, universe=universe, parameters=parameters or {}
     )
+    rules = screening_normalise(screening)
     _check_band(risk_level_min, risk_level_max)
     if price_frequency not in PriceFrequency.values:
         raise _error("price_frequency", f"one of {', '.join(PriceFrequency.values)}")
@@ -341,6 +389,7 @@ def strategy_create(
             universe=symbols,
             parameters=params,
             price_frequency=price_frequency,
+            screening=rules,
             status=status,
             risk_level_min=risk_level_min,
             risk_level_max=risk_level_max,
@@ -386,6 +435,8 @@ def strategy_update(
                 and before["explanation"] == explain(before["method"])
             ):
                 merged["explanation"] = explain(merged["method"])
+        if "screening" in changes:
+            merged["screening"] = screening_normalise(merged["screening"])
         _check_band(merged["risk_level_min"], merged["risk_level_max"])
         if merged["price_frequency"] not in PriceFrequency.values:
             raise _error("price_frequency", f"one of {', '.join(PriceFrequency.values)}")
@@ -428,6 +479,31 @@ def strategy_request_build(
     *, strategy: Strategy, as_of: dt.date | None = None, **overrides: Any
 ) -> OptimiseRequest:
     """The engine request of ``strategy`` on usable prices up to ``as_of`` (default: all)."""
+    return strategy_request_and_screening(strategy=strategy, as_of=as_of, **overrides)[0]
+
+
+def _exclusion_record(e: screening.Exclusion) -> dict[str, Any]:
+    def finite(x: float | None) -> float | None:
+        return x if x is None or math.isfinite(x) else None
+
+    return {
+        "symbol": e.symbol,
+        "rule": e.rule,
+        "measured": finite(e.measured),
+        "limit": finite(e.limit),
+        "reason": e.reason,
+    }
+
+
+def strategy_request_and_screening(
+    *, strategy: Strategy, as_of: dt.date | None = None, **overrides: Any
+) -> tuple[OptimiseRequest, list[dict[str, Any]]]:
+    """The engine request and, for an index, the screening's exclusions with reasons.
+
+    An index universe is screened (``strategy.screening``: history, traded value,
+    stablecoins unless asked for, volatility and drawdown ceilings) on the prices up
+    to the last date used; the screened-out assets join the exclusions.
+    """
     symbols = list(strategy.universe)
     try:
         matrix = price_matrix(symbols=symbols, end=as_of, frequency=strategy.price_frequency)
@@ -457,9 +533,37 @@ def strategy_request_build(
     kwargs["asset_classes"] = dict(
         Asset.objects.filter(symbol__in=symbols).values_list("symbol", "asset_class")
     )
+    screened: list[dict[str, Any]] = []
+    if method is Method.INDEX:
+        try:
+            rules = screening.ScreeningRules(
+                **{"frequency": frequency, **dict(strategy.screening or {})}
+            )
+            volumes = None
+            if rules.min_avg_traded_value is not None:
+                volumes = volume_matrix(
+                    symbols=symbols,
+                    frequency=strategy.price_frequency,
+                    end=matrix.index[-1].date(),
+                )
+            result = screening.screen(
+                symbols,
+                matrix,
+                rules,
+                volumes=volumes,
+                asset_classes=kwargs["asset_classes"],
+                as_of=matrix.index[-1],
+            )
+        except (StrategyError, TypeError) as exc:
+            raise _error("screening", str(exc)) from None
+        screened = [_exclusion_record(e) for e in result.excluded]
+        if result.excluded_symbols:
+            kwargs["exclusions"] = frozenset(kwargs.get("exclusions", ())) | set(
+                result.excluded_symbols
+            )
     kwargs.update(overrides)
     try:
-        return OptimiseRequest(
+        request = OptimiseRequest(
             method=method,
             universe=tuple(symbols),
             prices=matrix,
@@ -468,6 +572,7 @@ def strategy_request_build(
         )
     except StrategyError as exc:
         raise _error("parameters", str(exc)) from None
+    return request, screened
 
 
 def weights_to_decimal_strings(weights: Mapping[str, float]) -> dict[str, str]:
@@ -514,11 +619,14 @@ def strategy_version_compute(
         )
     if strategy.status == StrategyStatus.RETIRED:
         raise _error("status", "the strategy is retired: no new version")
-    request = strategy_request_build(strategy=strategy, as_of=as_of)
+    request, screened = strategy_request_and_screening(strategy=strategy, as_of=as_of)
     try:
         result = optimise(request)
     except StrategyError as exc:
         raise _error("parameters", str(exc)) from None
+    details = result.to_record()["details"]
+    if screened:
+        details["screening"] = screened
     label = actor_label or (actor.get_username() if actor else str(trigger))
     with transaction.atomic():
         locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
@@ -542,7 +650,7 @@ def strategy_version_compute(
             volatility=_stat(result.volatility),
             sharpe_ratio=_stat(result.sharpe_ratio),
             risk_free_rate=_stat(result.risk_free_rate),
-            details=result.to_record()["details"],
+            details=details,
             trigger=trigger,
             triggered_by=actor,
             trigger_label=label,
@@ -567,6 +675,7 @@ def strategy_version_compute(
                 "expected_return": str(version.expected_return),
                 "volatility": str(version.volatility),
                 "sharpe_ratio": str(version.sharpe_ratio),
+                "screening": screened,
             },
         )
     return version, True

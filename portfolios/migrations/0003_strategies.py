@@ -51,6 +51,7 @@ class Migration(migrations.Migration):
                 ('universe', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=20), help_text='Asset symbols, in order (platform assets).', size=None)),
                 ('parameters', models.JSONField(blank=True, default=dict, help_text="Fields of the engine's OptimiseRequest besides method, universe and prices.")),
                 ('price_frequency', models.CharField(choices=[('daily', 'Daily'), ('monthly', 'Monthly')], default='daily', max_length=8)),
+                ('screening', models.JSONField(blank=True, default=dict, help_text="Index strategies: screening rules applied before selection (fields of the engine's ScreeningRules).")),
                 ('status', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('retired', 'Retired')], default='draft', max_length=16)),
                 ('risk_level_min', models.PositiveSmallIntegerField(default=1)),
                 ('risk_level_max', models.PositiveSmallIntegerField(default=10)),

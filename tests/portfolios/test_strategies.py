@@ -432,3 +432,38 @@ def test_strategy_tables_are_protected_by_row_level_security(
             ):
                 cursor.execute(f"SELECT count(*) FROM {table}")
                 assert cursor.fetchone() == (expected,), (table, world.firm.slug)
+
+
+def test_index_universe_is_screened_with_reasons_recorded(firm_a: FirmWorld) -> None:
+    assets_seed()
+    prices_import(paths=sorted((MARKET_FIXTURES / "crypto_daily").glob("*.csv")), actor=None)
+    from portfolios.services_market import market_caps_seed
+
+    market_caps_seed()
+    coins = ["BTC", "ETH", "XRP", "SOL", "BNB", "DOGE", "USDT", "USDC"]
+    with firm_context(firm_a.firm):
+        strategy = strategy_create(
+            actor=firm_a.user(Role.ADVISOR),
+            name="Crypto top 4",
+            method="index",
+            universe=coins,
+            parameters={"top_n": 4, "max_weight": 0.4, "lookback": 365},
+            price_frequency=PriceFrequency.DAILY,
+            screening={"max_volatility": 0.9},
+        )
+        version, _ = strategy_version_compute(strategy=strategy)
+        reasons = {(e["symbol"], e["rule"]) for e in version.details["screening"]}
+        assert {("USDT", "stablecoin"), ("USDC", "stablecoin")} <= reasons
+        assert all(e["reason"].startswith(e["symbol"]) for e in version.details["screening"])
+        too_volatile = {s for s, rule in reasons if rule == "max_volatility"}
+        held = [s for s, w in version.weights.items() if Decimal(w) > 0]
+        assert len(held) == 4
+        assert not set(held) & (too_volatile | {"USDT", "USDC"})
+        assert set(version.details["members"]) == set(held)
+        event = AuditEvent.objects.get(action="strategy.version_computed")
+        audited = {(e["symbol"], e["rule"], e["reason"]) for e in event.payload["screening"]}
+        assert audited == {
+            (e["symbol"], e["rule"], e["reason"]) for e in version.details["screening"]
+        }
+        with pytest.raises(StrategyInputError, match="unknown screening rule"):
+            strategy_update(strategy=strategy, actor=None, screening={"max_vol": 1})
