@@ -12,4 +12,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("firm/choose/", views.firm_choose, name="firm_choose"),
     path("firm/switch/", views.firm_switch, name="firm_switch"),
     path("", include("accounts.urls")),
+    path("", include("portfolios.web_urls")),
 ]

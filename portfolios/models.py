@@ -50,3 +50,7 @@ class Portfolio(FirmOwnedModel):
 
     def __str__(self) -> str:
         return self.number
+
+
+from portfolios.models_market import *  # noqa: E402, F403
+from portfolios.models_strategy import *  # noqa: E402, F403

@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import api as accounts_api
 from accounts import book_api, risk_api, strategy_api
 from advisor.api.errors import route_not_found
+from portfolios import api_backtest, api_market, api_strategy
 
 app_name = "api"
 
@@ -107,6 +108,41 @@ v1: list[URLPattern | URLResolver] = [
         "strategy-assignments/<int:pk>/decision/",
         strategy_api.AssignmentDecisionView.as_view(),
         name="strategy-assignment-decision",
+    ),
+    path("market/assets/", api_market.AssetListView.as_view(), name="market-asset-list"),
+    path(
+        "market/assets/<str:symbol>/prices/",
+        api_market.AssetPriceListView.as_view(),
+        name="market-asset-prices",
+    ),
+    path("market/prices/held/", api_market.HeldPriceListView.as_view(), name="market-price-held"),
+    path(
+        "market/prices/import/",
+        api_market.PriceImportView.as_view(),
+        name="market-price-import",
+    ),
+    path(
+        "market/prices/<int:pk>/review/",
+        api_market.PriceReviewView.as_view(),
+        name="market-price-review",
+    ),
+    path("backtests/", api_backtest.BacktestRunView.as_view(), name="backtest-run"),
+    path("strategies/", api_strategy.StrategyListView.as_view(), name="strategy-list"),
+    path(
+        "strategies/recommendation/",
+        api_strategy.StrategyRecommendationView.as_view(),
+        name="strategy-recommendation",
+    ),
+    path("strategies/<int:pk>/", api_strategy.StrategyDetailView.as_view(), name="strategy-detail"),
+    path(
+        "strategies/<int:pk>/versions/",
+        api_strategy.StrategyVersionListView.as_view(),
+        name="strategy-version-list",
+    ),
+    path(
+        "strategies/<int:pk>/versions/<int:number>/",
+        api_strategy.StrategyVersionDetailView.as_view(),
+        name="strategy-version-detail",
     ),
 ]
 

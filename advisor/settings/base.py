@@ -202,3 +202,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+
+# Market data (portfolios/services_market.py): a new price whose move from the previous
+# close exceeds MARKET_OUTLIER_SIGMAS standard deviations of the asset's last
+# MARKET_OUTLIER_WINDOW accepted log returns (and MARKET_OUTLIER_MIN_MOVE in size) is
+# held for review instead of being used.
+MARKET_OUTLIER_SIGMAS = float(os.environ.get("MARKET_OUTLIER_SIGMAS", "8"))
+MARKET_OUTLIER_WINDOW = int(os.environ.get("MARKET_OUTLIER_WINDOW", "60"))
+MARKET_OUTLIER_MIN_PERIODS = int(os.environ.get("MARKET_OUTLIER_MIN_PERIODS", "20"))
+MARKET_OUTLIER_MIN_MOVE = float(os.environ.get("MARKET_OUTLIER_MIN_MOVE", "0.02"))

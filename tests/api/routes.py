@@ -9,9 +9,11 @@ object of a given firm for it; without one the tests fail loudly, naming the rou
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -128,6 +130,11 @@ class ObjectSpec:
 
     kwargs: Callable[[FirmWorld], dict[str, Any]]
     payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The object is platform-wide reference data (an asset, a price), owned by no firm:
+    #: every firm reaches the same object and must read the same answer, so the matrix
+    #: checks "identical for both firms, and nothing of the other firm in it" instead of
+    #: "another firm's object reads like a missing one".
+    platform_wide: bool = False
 
 
 def _book(world: FirmWorld) -> Book:
@@ -204,6 +211,73 @@ def _member(world: FirmWorld) -> dict[str, Any]:
     return {"pk": membership.pk}
 
 
+def _market_asset() -> Any:
+    from portfolios.models_market import Asset, AssetClass, Price, PriceStatus
+
+    asset, _ = Asset.objects.get_or_create(
+        symbol="MATRIXCOIN", defaults={"name": "Matrix coin", "asset_class": AssetClass.CRYPTO}
+    )
+    if not asset.prices.exists():
+        Price.objects.create(asset=asset, date=dt.date(2024, 1, 1), close=Decimal("10.5"))
+        Price.objects.create(
+            asset=asset,
+            date=dt.date(2024, 1, 2),
+            close=Decimal("99.5"),
+            status=PriceStatus.HELD,
+            status_reason="move of +848% is 40 standard deviations",
+        )
+    return asset
+
+
+def _asset_prices(world: FirmWorld) -> dict[str, Any]:
+    return {"symbol": _market_asset().symbol}
+
+
+def _held_price(world: FirmWorld) -> dict[str, Any]:
+    from portfolios.models_market import PriceStatus
+
+    return {"pk": _market_asset().prices.get(status=PriceStatus.HELD).pk}
+
+
+def _strategy_version(world: FirmWorld) -> Any:
+    """A strategy of the world's firm with one version, written directly (no prices needed)."""
+    from portfolios.models_strategy import Strategy, StrategyVersion
+
+    asset = _market_asset()
+    strategy, _ = Strategy.objects.get_or_create(
+        name="Matrix strategy",
+        defaults={"method": "fixed", "universe": [asset.symbol], "parameters": {}},
+    )
+    version = StrategyVersion.objects.filter(strategy=strategy, number=1).first()
+    if version is None:
+        version = StrategyVersion.objects.create(
+            strategy=strategy,
+            number=1,
+            method="fixed",
+            inputs={"method": "fixed", "universe": [asset.symbol]},
+            weights={asset.symbol: "1.0000000000"},
+            fingerprint="f" * 64,
+            prices_as_of=dt.date(2024, 1, 1),
+            prices_digest="e" * 64,
+            expected_return=Decimal("0.05"),
+            volatility=Decimal("0.1"),
+            sharpe_ratio=Decimal("0.5"),
+            risk_free_rate=Decimal(0),
+            trigger="system",
+            trigger_label="matrix",
+        )
+    return version
+
+
+def _strategy(world: FirmWorld) -> dict[str, Any]:
+    return {"pk": _strategy_version(world).strategy_id}
+
+
+def _version(world: FirmWorld) -> dict[str, Any]:
+    version = _strategy_version(world)
+    return {"pk": version.strategy_id, "number": version.number}
+
+
 OBJECTS: dict[str, ObjectSpec] = {
     "api:firm-member-detail": ObjectSpec(
         kwargs=_member, payloads={"patch": {"role": Role.FIRM_ADMIN}, "put": {"role": "investor"}}
@@ -242,6 +316,17 @@ OBJECTS: dict[str, ObjectSpec] = {
     "api:strategy-assignment-decision": ObjectSpec(
         kwargs=_pending_override, payloads={"post": {"approve": True}}
     ),
+    "api:market-asset-prices": ObjectSpec(kwargs=_asset_prices, platform_wide=True),
+    "api:market-price-review": ObjectSpec(
+        kwargs=_held_price,
+        payloads={"post": {"decision": "rejected", "note": "matrix"}},
+        platform_wide=True,
+    ),
+    "api:strategy-detail": ObjectSpec(
+        kwargs=_strategy, payloads={"patch": {"name": "Renamed by the matrix"}}
+    ),
+    "api:strategy-version-list": ObjectSpec(kwargs=_strategy, payloads={"post": {}}),
+    "api:strategy-version-detail": ObjectSpec(kwargs=_version),
 }
 
 # Request bodies of unsafe methods on routes without path parameters, by route name;

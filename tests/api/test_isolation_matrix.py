@@ -161,6 +161,13 @@ def test_reads_return_nothing_of_the_other_firm(
     foreign = call(route, "get", actor, object_kwargs(route, other))
     missing = call(route, "get", actor, missing_kwargs(route))
     assert own.status_code != 404, f"OBJECTS[{route.name!r}] built no object of the actor's firm"
+    if object_spec(route).platform_wide:
+        # Shared reference data: the same object and the same answer for every firm.
+        assert own.status_code == 200, own.content
+        assert (foreign.status_code, foreign.json()) == (own.status_code, own.json())
+        assert missing.status_code == 404, missing.content
+        assert_no_leak(own, other, f"GET {route.template} (platform-wide object) as {role}")
+        return
     assert foreign.status_code in (403, 404), foreign.content
     assert (foreign.status_code, foreign.json()) == (missing.status_code, missing.json())
     assert_no_leak(foreign, other, f"GET {route.template} (other firm's id) as {role}")
@@ -196,13 +203,18 @@ def test_writes_change_nothing_of_the_other_firm(
 ) -> None:
     actor_world, other = _worlds(direction, firm_a, firm_b)
     actor = actor_world.user(role)
-    # Built (or found) before the snapshot: an ObjectSpec may create the object.
-    foreign_kwargs = object_kwargs(route, other) if route.params else None
+    # Built before the snapshot: a factory may create the other firm's object.
+    other_kwargs = object_kwargs(route, other) if route.params else None
     before = firm_state(other)
     for method in route.unsafe_methods:
         what = f"{method.upper()} {route.template} as {role}"
-        if route.params:
-            foreign = call(route, method, actor, foreign_kwargs)
+        if route.params and object_spec(route).platform_wide:
+            # Platform-wide data: no firm role may change it (platform staff only).
+            response = call(route, method, actor, other_kwargs)
+            assert response.status_code == 403, (what, response.content)
+            assert_no_leak(response, other, what)
+        elif route.params:
+            foreign = call(route, method, actor, other_kwargs)
             missing = call(route, method, actor, missing_kwargs(route))
             assert foreign.status_code in (403, 404, 405), (what, foreign.content)
             assert (foreign.status_code, foreign.json()) == (missing.status_code, missing.json())

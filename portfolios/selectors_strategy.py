@@ -1,0 +1,75 @@
+"""Reads of strategies, model versions and customised versions (current firm only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd  # type: ignore[import-untyped]
+from django.db.models import Count, Max, QuerySet
+
+from portfolios.models_strategy import CustomisedVersion, Strategy, StrategyVersion
+from portfolios.selectors_market import price_usable_queryset
+
+
+def strategy_list(*, status: str | None = None, method: str | None = None) -> QuerySet[Strategy]:
+    """The firm's strategies with their version count and latest version number."""
+    strategies = Strategy.objects.select_related("created_by").annotate(
+        version_count=Count("versions"), latest_version=Max("versions__number")
+    )
+    if status:
+        strategies = strategies.filter(status=status)
+    if method:
+        strategies = strategies.filter(method=method)
+    return strategies.order_by("name", "id")
+
+
+def strategy_get(*, strategy_id: int) -> Strategy | None:
+    return strategy_list().filter(pk=strategy_id).first()
+
+
+def strategy_get_by_name(*, name: str) -> Strategy | None:
+    return Strategy.objects.filter(name=name).first()
+
+
+def strategy_version_list(*, strategy: Strategy) -> QuerySet[StrategyVersion]:
+    return (
+        StrategyVersion.objects.filter(strategy=strategy)
+        .select_related("triggered_by")
+        .order_by("-number")
+    )
+
+
+def strategy_version_get(*, strategy: Strategy, number: int) -> StrategyVersion | None:
+    return strategy_version_list(strategy=strategy).filter(number=number).first()
+
+
+def strategy_version_current(*, strategy: Strategy) -> StrategyVersion | None:
+    """The version portfolios following ``strategy`` rebalance towards: the latest."""
+    return strategy_version_list(strategy=strategy).first()
+
+
+def customised_version_get(*, signature: str) -> CustomisedVersion | None:
+    return CustomisedVersion.objects.filter(signature=signature).first()
+
+
+def customised_version_list(*, version: StrategyVersion) -> QuerySet[CustomisedVersion]:
+    return CustomisedVersion.objects.filter(version=version).order_by("id")
+
+
+def volume_matrix(
+    *, symbols: list[str], frequency: str, end: dt.date | None = None
+) -> pd.DataFrame:
+    """Traded volumes of usable prices, dates x symbols (NaN where none was reported)."""
+    prices = price_usable_queryset().filter(
+        asset__symbol__in=symbols, frequency=frequency, volume__isnull=False
+    )
+    if end is not None:
+        prices = prices.filter(date__lte=end)
+    rows = list(prices.values_list("date", "asset__symbol", "volume"))
+    if not rows:
+        return pd.DataFrame(columns=symbols, dtype=float)
+    frame = pd.DataFrame(rows, columns=["date", "symbol", "volume"])
+    frame["volume"] = frame["volume"].astype(float)
+    matrix = frame.pivot(index="date", columns="symbol", values="volume")
+    matrix.index = pd.DatetimeIndex(matrix.index)
+    return matrix.reindex(columns=symbols).sort_index()

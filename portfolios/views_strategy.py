@@ -1,0 +1,148 @@
+"""The strategy pages: the firm's strategy library and one strategy with its charts.
+
+Thin views, like the API's: staff roles (advisors, firm admins, compliance) read,
+investors are refused (see :mod:`portfolios.api_strategy`); another firm's strategy
+is a 404 exactly like a missing one. Charts are SVG rendered on the server, each
+downloadable as SVG and its data as CSV.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET
+
+from accounts.models import Membership, Role
+from portfolios.api_strategy import frontier_of
+from portfolios.charts import frontier_svg, rows_csv, weights_svg
+from portfolios.models_strategy import Strategy, StrategyVersion
+from portfolios.selectors_strategy import (
+    strategy_get,
+    strategy_list,
+    strategy_version_current,
+    strategy_version_get,
+    strategy_version_list,
+)
+
+READERS = frozenset({Role.FIRM_ADMIN, Role.ADVISOR, Role.COMPLIANCE})
+MAX_INT = 2**31 - 1
+
+
+def _require_reader(request: HttpRequest) -> None:
+    membership = getattr(request, "membership", None)
+    if not isinstance(membership, Membership) or membership.role not in READERS:
+        raise PermissionDenied
+
+
+def _strategy(pk: int) -> Strategy:
+    strategy = strategy_get(strategy_id=pk) if pk <= 2**63 - 1 else None
+    if strategy is None:
+        raise Http404("No such strategy.")
+    return strategy
+
+
+def _version(request: HttpRequest, strategy: Strategy) -> StrategyVersion | None:
+    wanted = request.GET.get("version", "")
+    if wanted.isdigit() and int(wanted) <= MAX_INT:
+        version = strategy_version_get(strategy=strategy, number=int(wanted))
+        if version is None:
+            raise Http404("No such version.")
+        return version
+    return strategy_version_current(strategy=strategy)
+
+
+def _weights(version: StrategyVersion) -> list[tuple[str, Decimal]]:
+    return list(version.weights_decimal().items())
+
+
+def _download(content: str, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_GET
+def strategy_list_page(request: HttpRequest) -> HttpResponse:
+    _require_reader(request)
+    return render(request, "portfolios/strategy_list.html", {"strategies": strategy_list()})
+
+
+@login_required
+@require_GET
+def strategy_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_reader(request)
+    strategy = _strategy(pk)
+    version = _version(request, strategy)
+    context: dict[str, object] = {
+        "strategy": strategy,
+        "version": version,
+        "versions": strategy_version_list(strategy=strategy)[:20],
+    }
+    if version is not None:
+        weights = _weights(version)
+        context["weights"] = [(s, w, w * 100) for s, w in weights]
+        context["weights_svg"] = weights_svg(weights, title=f"{strategy.name} v{version.number}")
+        points, error = frontier_of(version)
+        context["frontier_error"] = error
+        if points:
+            context["frontier_svg"] = frontier_svg(
+                [(p["volatility"], p["expected_return"]) for p in points],
+                (float(version.volatility), float(version.expected_return)),
+                title="Efficient frontier and this version",
+            )
+    return render(request, "portfolios/strategy_detail.html", context)
+
+
+def _name(strategy: Strategy, version: StrategyVersion, what: str, ext: str) -> str:
+    return f"{slugify(strategy.name) or 'strategy'}-v{version.number}-{what}.{ext}"
+
+
+@login_required
+@require_GET
+def strategy_weights_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    _require_reader(request)
+    strategy = _strategy(pk)
+    version = _version(request, strategy)
+    if version is None:
+        raise Http404("No version yet.")
+    weights = _weights(version)
+    if fmt == "csv":
+        body = rows_csv(["symbol", "weight"], [(s, str(w)) for s, w in weights])
+        return _download(body, "text/csv", _name(strategy, version, "weights", "csv"))
+    svg = weights_svg(weights, title=f"{strategy.name} v{version.number}")
+    return _download(svg, "image/svg+xml", _name(strategy, version, "weights", "svg"))
+
+
+@login_required
+@require_GET
+def strategy_frontier_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    _require_reader(request)
+    strategy = _strategy(pk)
+    version = _version(request, strategy)
+    if version is None:
+        raise Http404("No version yet.")
+    points, _ = frontier_of(version)
+    if fmt == "csv":
+        rows = [(p["volatility"], p["expected_return"], p["sharpe_ratio"], "") for p in points]
+        rows.append(
+            (
+                float(version.volatility),
+                float(version.expected_return),
+                float(version.sharpe_ratio),
+                "chosen",
+            )
+        )
+        body = rows_csv(["volatility", "expected_return", "sharpe_ratio", "point"], rows)
+        return _download(body, "text/csv", _name(strategy, version, "frontier", "csv"))
+    svg = frontier_svg(
+        [(p["volatility"], p["expected_return"]) for p in points],
+        (float(version.volatility), float(version.expected_return)),
+        title="Efficient frontier and this version",
+    )
+    return _download(svg, "image/svg+xml", _name(strategy, version, "frontier", "svg"))

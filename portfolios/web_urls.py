@@ -1,0 +1,36 @@
+"""HTML pages of the portfolios app, under the ``portfolios`` namespace."""
+
+from django.urls import URLPattern, URLResolver, path
+
+from portfolios import views_strategy
+
+app_name = "portfolios"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("strategies/", views_strategy.strategy_list_page, name="strategy_list"),
+    path("strategies/<int:pk>/", views_strategy.strategy_detail, name="strategy_detail"),
+    path(
+        "strategies/<int:pk>/weights.csv",
+        views_strategy.strategy_weights_download,
+        {"fmt": "csv"},
+        name="strategy_weights_csv",
+    ),
+    path(
+        "strategies/<int:pk>/weights.svg",
+        views_strategy.strategy_weights_download,
+        {"fmt": "svg"},
+        name="strategy_weights_svg",
+    ),
+    path(
+        "strategies/<int:pk>/frontier.csv",
+        views_strategy.strategy_frontier_download,
+        {"fmt": "csv"},
+        name="strategy_frontier_csv",
+    ),
+    path(
+        "strategies/<int:pk>/frontier.svg",
+        views_strategy.strategy_frontier_download,
+        {"fmt": "svg"},
+        name="strategy_frontier_svg",
+    ),
+]
