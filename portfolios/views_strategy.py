@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -211,6 +212,49 @@ def _dates(index: Any) -> list[str]:
     return [d.date().isoformat() for d in index]
 
 
+BACKTEST_CHARTS = ("value", "drawdown", "weights")
+
+
+def _backtest_charts(result: Any) -> dict[str, str]:
+    days = _dates(result.values.index)
+    weights = result.weights
+    return {
+        "value_svg": lines_svg(
+            [("value", list(zip(days, map(float, result.values), strict=True)))],
+            title="Value",
+        ),
+        "drawdown_svg": lines_svg(
+            [("drawdown", list(zip(days, (-float(x) for x in result.drawdown), strict=True)))],
+            title="Drawdown",
+            percent=True,
+        ),
+        "weights_svg": lines_svg(
+            [
+                (str(col), list(zip(_dates(weights.index), map(float, weights[col]), strict=True)))
+                for col in weights.columns
+            ],
+            title="Weights over time",
+            percent=True,
+        ),
+    }
+
+
+@login_required
+@require_GET
+def strategy_backtest_svg(request: HttpRequest, pk: int, chart: str) -> HttpResponse:
+    """One backtest chart as a standalone SVG file."""
+    _require_reader(request)
+    strategy = _strategy(pk)
+    if chart not in BACKTEST_CHARTS:
+        raise Http404("No such chart.")
+    form, result = _backtest(request, strategy)
+    if result is None:
+        return HttpResponse(str(form["error"]), status=400, content_type="text/plain")
+    svg = _backtest_charts(result)[f"{chart}_svg"]
+    filename = f"{slugify(strategy.name) or 'strategy'}-backtest-{chart}.svg"
+    return _download(svg, "image/svg+xml", filename)
+
+
 @login_required
 @require_GET
 def strategy_backtest(request: HttpRequest, pk: int) -> HttpResponse:
@@ -220,26 +264,11 @@ def strategy_backtest(request: HttpRequest, pk: int) -> HttpResponse:
     form, result = _backtest(request, strategy)
     context: dict[str, object] = {"strategy": strategy, "form": form, "result": result}
     if result is not None:
-        days = _dates(result.values.index)
         context["summary"] = result.summary()
-        context["value_svg"] = lines_svg(
-            [("value", list(zip(days, map(float, result.values), strict=True)))],
-            title="Value",
+        context["query"] = "?" + urlencode(
+            {k: form[k] for k in ("start", "end", "rebalance", "costs_bps")}
         )
-        context["drawdown_svg"] = lines_svg(
-            [("drawdown", list(zip(days, (-float(x) for x in result.drawdown), strict=True)))],
-            title="Drawdown",
-            percent=True,
-        )
-        weights = result.weights
-        context["weights_svg"] = lines_svg(
-            [
-                (str(col), list(zip(_dates(weights.index), map(float, weights[col]), strict=True)))
-                for col in weights.columns
-            ],
-            title="Weights over time",
-            percent=True,
-        )
+        context.update(_backtest_charts(result))
     return render(request, "portfolios/strategy_backtest.html", context)
 
 

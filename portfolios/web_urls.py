@@ -15,6 +15,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="strategy_backtest",
     ),
     path(
+        "strategies/<int:pk>/backtest-<slug:chart>.svg",
+        views_strategy.strategy_backtest_svg,
+        name="strategy_backtest_svg",
+    ),
+    path(
         "strategies/<int:pk>/backtest.csv",
         views_strategy.strategy_backtest_csv,
         name="strategy_backtest_csv",

@@ -109,5 +109,14 @@ def test_backtest_page_draws_value_drawdown_and_weights(
     lines = csv_response.content.decode().splitlines()
     assert lines[0] == "date,value,drawdown," + ",".join(ETFS)
     assert len(lines) > 20
+    svg = client.get(
+        reverse("portfolios:strategy_backtest_svg", args=[strategy_pk, "drawdown"]),
+        {"rebalance": "quarterly+abs:0.05"},
+    )
+    assert svg["Content-Type"] == "image/svg+xml"
+    assert b'data-series="drawdown"' in svg.content
+    assert "backtest-drawdown.svg" in svg["Content-Disposition"]
+    link = reverse("portfolios:strategy_backtest_svg", args=[strategy_pk, "weights"])
+    assert link + "?start=" in page
     bad = client.get(url, {"rebalance": "sometimes"})
     assert 'data-testid="backtest-error"' in bad.content.decode()
