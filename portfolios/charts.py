@@ -103,3 +103,65 @@ def rows_csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     for row in rows:
         writer.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c for c in row])
     return out.getvalue()
+
+
+def lines_svg(
+    series: Sequence[tuple[str, Sequence[tuple[str, float]]]],
+    *,
+    title: str,
+    percent: bool = False,
+    max_points: int = 400,
+) -> str:
+    """Line chart of named series over dates (ISO strings); every series shares the x axis.
+
+    Long series are thinned to ``max_points`` evenly spaced points (the CSV has all).
+    """
+    width, height, pad = WIDTH, 300, 56
+    values = [v for _, pts in series for _, v in pts]
+    if not values:
+        return _svg(width, height, title, [f'<text x="{pad}" y="20">{escape(title)}</text>'])
+    lo, hi = min(values), max(values)
+    hi = hi if hi > lo else lo + 1e-9
+    n = max(len(pts) for _, pts in series)
+
+    def sx(i: int) -> float:
+        return pad + i / max(n - 1, 1) * (width - 2 * pad)
+
+    def sy(v: float) -> float:
+        return height - pad - (v - lo) / (hi - lo) * (height - 2 * pad)
+
+    def label(v: float) -> str:
+        return f"{v:.0%}" if percent else f"{v:,.0f}"
+
+    body = [
+        f'<text x="{pad}" y="20" fill="#555">{escape(title)}</text>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="#999"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
+        f'<text x="{pad - 6}" y="{height - pad}" text-anchor="end">{label(lo)}</text>',
+        f'<text x="{pad - 6}" y="{pad + 4}" text-anchor="end">{label(hi)}</text>',
+    ]
+    first = series[0][1]
+    if first:
+        body.append(
+            f'<text x="{pad}" y="{height - pad + 16}">{escape(first[0][0])}</text>'
+            f'<text x="{width - pad}" y="{height - pad + 16}" text-anchor="end">'
+            f"{escape(first[-1][0])}</text>"
+        )
+    step = max(1, n // max_points)
+    for k, (name, pts) in enumerate(series):
+        idx = list(range(0, len(pts), step))
+        if idx and idx[-1] != len(pts) - 1:
+            idx.append(len(pts) - 1)
+        path = " ".join(f"{sx(i):.1f},{sy(pts[i][1]):.1f}" for i in idx)
+        colour = COLOURS[k % len(COLOURS)]
+        body.append(
+            f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5" '
+            f'data-series="{escape(name)}"/>'
+        )
+        if len(series) > 1:
+            body.append(
+                f'<text x="{width - pad + 4}" y="{pad + 14 * k}" fill="{colour}">'
+                f"{escape(name)}</text>"
+            )
+    return _svg(width, height, title, body)

@@ -7,7 +7,12 @@ import datetime as dt
 import pandas as pd  # type: ignore[import-untyped]
 from django.db.models import Count, Max, QuerySet
 
-from portfolios.models_strategy import CustomisedVersion, Strategy, StrategyVersion
+from portfolios.models_strategy import (
+    CustomisedVersion,
+    Strategy,
+    StrategyStatus,
+    StrategyVersion,
+)
 from portfolios.selectors_market import price_usable_queryset
 
 
@@ -73,3 +78,24 @@ def volume_matrix(
     matrix = frame.pivot(index="date", columns="symbol", values="volume")
     matrix.index = pd.DatetimeIndex(matrix.index)
     return matrix.reindex(columns=symbols).sort_index()
+
+
+def strategy_list_for_risk_level(*, risk_level: int) -> list[Strategy]:
+    """Active strategies whose risk band covers ``risk_level``, best fit first.
+
+    Best fit: the band's middle closest to the level, then the narrower band, then the
+    name. The profile mapping (onboarding) picks from these.
+    """
+    candidates = list(
+        strategy_list(status=StrategyStatus.ACTIVE).filter(
+            risk_level_min__lte=risk_level, risk_level_max__gte=risk_level
+        )
+    )
+    return sorted(
+        candidates,
+        key=lambda s: (
+            abs(2 * risk_level - s.risk_level_min - s.risk_level_max),
+            s.risk_level_max - s.risk_level_min,
+            s.name,
+        ),
+    )

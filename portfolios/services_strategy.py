@@ -917,7 +917,7 @@ def strategy_recommend(
         raise _error("symbols", str(exc)) from None
     start = backtest_start
     if start is None:
-        # a year after the first date with a full lookback, so every alternative has history
+        # halfway through the common history: the first half is the alternatives' lookback
         full = prices.dropna()
         position = min(len(full) - 1, max(0, len(full) // 2))
         start = full.index[position].date()

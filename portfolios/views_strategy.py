@@ -9,6 +9,8 @@ downloadable as SVG and its data as CSV.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -19,7 +21,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Membership, Role
 from portfolios.api_strategy import frontier_of
-from portfolios.charts import frontier_svg, rows_csv, weights_svg
+from portfolios.charts import frontier_svg, lines_svg, rows_csv, weights_svg
 from portfolios.models_strategy import Strategy, StrategyVersion
 from portfolios.selectors_strategy import (
     strategy_get,
@@ -146,3 +148,150 @@ def strategy_frontier_download(request: HttpRequest, pk: int, fmt: str) -> HttpR
         title="Efficient frontier and this version",
     )
     return _download(svg, "image/svg+xml", _name(strategy, version, "frontier", "svg"))
+
+
+# --- backtest ----------------------------------------------------------------------
+
+BACKTEST_DEFAULT_BPS = 5.0
+
+
+def _backtest(request: HttpRequest, strategy: Strategy) -> tuple[dict[str, object], Any]:
+    """Run the strategy's walk-forward backtest from the page's query (or defaults)."""
+    import datetime as dt
+
+    from portfolios.engine.backtest import BacktestError, RebalancePolicy, TransactionCosts
+    from portfolios.engine.types import StrategyError
+    from portfolios.selectors_market import price_matrix
+    from portfolios.services_backtest import (
+        BacktestInputError,
+        backtest_strategy,
+        spec_from_strategy,
+    )
+
+    spec, frequency = spec_from_strategy(strategy)
+    form: dict[str, object] = {
+        "rebalance": request.GET.get("rebalance", "quarterly")[:100],
+        "costs_bps": request.GET.get("costs_bps", str(BACKTEST_DEFAULT_BPS))[:20],
+        "start": request.GET.get("start", "")[:10],
+        "end": request.GET.get("end", "")[:10],
+    }
+    try:
+        matrix = price_matrix(symbols=list(spec.symbols), frequency=frequency).dropna()
+        lookback = spec.lookback or (36 if frequency == "monthly" else 252)
+        if len(matrix) < lookback + 3:
+            raise BacktestInputError(
+                f"too little price history: {len(matrix)} dates with a price for every "
+                f"asset, the lookback needs {lookback + 1} before the start"
+            )
+        start = (
+            dt.date.fromisoformat(str(form["start"]))
+            if form["start"]
+            else matrix.index[lookback].date()
+        )
+        end = dt.date.fromisoformat(str(form["end"])) if form["end"] else matrix.index[-1].date()
+        form["start"], form["end"] = start.isoformat(), end.isoformat()
+        bps = float(str(form["costs_bps"]))
+        if not 0 <= bps <= 1000:
+            raise BacktestInputError("costs must be between 0 and 1000 basis points")
+        result = backtest_strategy(
+            spec=spec,
+            start=start,
+            end=end,
+            policy=RebalancePolicy.parse(str(form["rebalance"])),
+            costs=TransactionCosts(bps=bps),
+            frequency=frequency,
+            reoptimise="quarterly",
+        )
+    except (BacktestError, BacktestInputError, StrategyError, KeyError, ValueError) as exc:
+        form["error"] = str(exc.args[0]) if exc.args else str(exc)
+        return form, None
+    return form, result
+
+
+def _dates(index: Any) -> list[str]:
+    return [d.date().isoformat() for d in index]
+
+
+BACKTEST_CHARTS = ("value", "drawdown", "weights")
+
+
+def _backtest_charts(result: Any) -> dict[str, str]:
+    days = _dates(result.values.index)
+    weights = result.weights
+    return {
+        "value_svg": lines_svg(
+            [("value", list(zip(days, map(float, result.values), strict=True)))],
+            title="Value",
+        ),
+        "drawdown_svg": lines_svg(
+            [("drawdown", list(zip(days, (-float(x) for x in result.drawdown), strict=True)))],
+            title="Drawdown",
+            percent=True,
+        ),
+        "weights_svg": lines_svg(
+            [
+                (str(col), list(zip(_dates(weights.index), map(float, weights[col]), strict=True)))
+                for col in weights.columns
+            ],
+            title="Weights over time",
+            percent=True,
+        ),
+    }
+
+
+@login_required
+@require_GET
+def strategy_backtest_svg(request: HttpRequest, pk: int, chart: str) -> HttpResponse:
+    """One backtest chart as a standalone SVG file."""
+    _require_reader(request)
+    strategy = _strategy(pk)
+    if chart not in BACKTEST_CHARTS:
+        raise Http404("No such chart.")
+    form, result = _backtest(request, strategy)
+    if result is None:
+        return HttpResponse(str(form["error"]), status=400, content_type="text/plain")
+    svg = _backtest_charts(result)[f"{chart}_svg"]
+    filename = f"{slugify(strategy.name) or 'strategy'}-backtest-{chart}.svg"
+    return _download(svg, "image/svg+xml", filename)
+
+
+@login_required
+@require_GET
+def strategy_backtest(request: HttpRequest, pk: int) -> HttpResponse:
+    """The strategy's backtest: value and drawdown curves, weights over time, metrics."""
+    _require_reader(request)
+    strategy = _strategy(pk)
+    form, result = _backtest(request, strategy)
+    context: dict[str, object] = {"strategy": strategy, "form": form, "result": result}
+    if result is not None:
+        context["summary"] = result.summary()
+        context["query"] = "?" + urlencode(
+            {k: form[k] for k in ("start", "end", "rebalance", "costs_bps")}
+        )
+        context.update(_backtest_charts(result))
+    return render(request, "portfolios/strategy_backtest.html", context)
+
+
+@login_required
+@require_GET
+def strategy_backtest_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    """The backtest's daily series: value, drawdown and each asset's weight."""
+    _require_reader(request)
+    strategy = _strategy(pk)
+    form, result = _backtest(request, strategy)
+    if result is None:
+        return HttpResponse(str(form["error"]), status=400, content_type="text/plain")
+    columns = [str(c) for c in result.weights.columns]
+    weights = result.weights.reindex(result.values.index)
+    rows = [
+        (
+            day.date().isoformat(),
+            round(float(result.values.loc[day]), 6),
+            round(float(result.drawdown.loc[day]), 8),
+            *(round(float(weights.loc[day, c]), 8) for c in result.weights.columns),
+        )
+        for day in result.values.index
+    ]
+    body = rows_csv(["date", "value", "drawdown", *columns], rows)
+    filename = f"{slugify(strategy.name) or 'strategy'}-backtest.csv"
+    return _download(body, "text/csv", filename)

@@ -10,6 +10,21 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("strategies/", views_strategy.strategy_list_page, name="strategy_list"),
     path("strategies/<int:pk>/", views_strategy.strategy_detail, name="strategy_detail"),
     path(
+        "strategies/<int:pk>/backtest/",
+        views_strategy.strategy_backtest,
+        name="strategy_backtest",
+    ),
+    path(
+        "strategies/<int:pk>/backtest-<slug:chart>.svg",
+        views_strategy.strategy_backtest_svg,
+        name="strategy_backtest_svg",
+    ),
+    path(
+        "strategies/<int:pk>/backtest.csv",
+        views_strategy.strategy_backtest_csv,
+        name="strategy_backtest_csv",
+    ),
+    path(
         "strategies/<int:pk>/weights.csv",
         views_strategy.strategy_weights_download,
         {"fmt": "csv"},

@@ -12,6 +12,7 @@ from accounts.tenancy import firm_context
 from compliance.selectors import audit_chain_verify
 from portfolios.demo_strategy import DEMO_STRATEGIES
 from portfolios.models_strategy import Strategy, StrategyVersion
+from portfolios.selectors_strategy import strategy_list_for_risk_level
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +44,16 @@ def test_each_demo_firm_gets_active_strategies_across_the_risk_levels() -> None:
             growth = StrategyVersion.objects.get(strategy__name="ETF Growth")
             assert conservative.volatility < growth.volatility
         assert audit_chain_verify(firm=firm).ok
+
+        with firm_context(firm):
+            best = {
+                level: strategy_list_for_risk_level(risk_level=level)[0].name
+                for level in range(1, 11)
+            }
+        assert best[1] == best[3] == "ETF Conservative"
+        assert best[5] == "ETF Balanced"
+        assert best[8] == "ETF Growth"
+        assert best[10] in {"US Large-Cap Equity", "Crypto Top 10 Index"}
 
     again = demo_seed()
     assert not any(again.firms.values()), again.firms

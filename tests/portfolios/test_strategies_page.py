@@ -87,3 +87,36 @@ def test_investors_are_refused_and_other_firms_see_a_404(
         client.get(reverse("portfolios:strategy_weights_csv", args=[strategy_pk])).status_code
         == 404
     )
+
+
+def test_backtest_page_draws_value_drawdown_and_weights(
+    client, firm_a: FirmWorld, strategy_pk: int
+) -> None:
+    client.force_login(firm_a.user(Role.ADVISOR))
+    url = reverse("portfolios:strategy_backtest", args=[strategy_pk])
+    response = client.get(url, {"rebalance": "quarterly", "costs_bps": "5"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'data-testid="backtest-error"' not in page, page
+    assert 'data-series="value"' in page
+    assert 'data-series="drawdown"' in page
+    for symbol in ETFS:
+        assert f'data-series="{symbol}"' in page
+    csv_response = client.get(
+        reverse("portfolios:strategy_backtest_csv", args=[strategy_pk]), {"rebalance": "yearly"}
+    )
+    assert csv_response.status_code == 200
+    lines = csv_response.content.decode().splitlines()
+    assert lines[0] == "date,value,drawdown," + ",".join(ETFS)
+    assert len(lines) > 20
+    svg = client.get(
+        reverse("portfolios:strategy_backtest_svg", args=[strategy_pk, "drawdown"]),
+        {"rebalance": "quarterly+abs:0.05"},
+    )
+    assert svg["Content-Type"] == "image/svg+xml"
+    assert b'data-series="drawdown"' in svg.content
+    assert "backtest-drawdown.svg" in svg["Content-Disposition"]
+    link = reverse("portfolios:strategy_backtest_svg", args=[strategy_pk, "weights"])
+    assert link + "?start=" in page
+    bad = client.get(url, {"rebalance": "sometimes"})
+    assert 'data-testid="backtest-error"' in bad.content.decode()
