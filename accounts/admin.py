@@ -19,6 +19,7 @@ from django.db.models import Model
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 
+from accounts import admin_questionnaires  # noqa: F401  (registers the questionnaire admin)
 from accounts.models import Firm, Membership, User
 from accounts.services import membership_create, membership_update
 from accounts.tenancy.context import firm_context
