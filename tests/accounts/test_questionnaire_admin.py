@@ -457,6 +457,15 @@ def test_add_and_delete_a_draft_through_the_services(admin_client, firm_a, super
 
 
 @pytest.mark.django_db
+def test_the_firm_page_links_to_its_questionnaires(admin_client, questionnaires, firm_a):
+    page = admin_client.get(reverse("admin:accounts_firm_change", args=[firm_a.firm.pk]))
+    assert page.status_code == 200
+    link = reverse(CHANGELIST) + "?" + urlencode(firm_query(firm_a.firm))
+    assert f'<a href="{link}">2 version(s)</a>' in page.text
+    assert admin_client.get(reverse("admin:accounts_firm_add")).status_code == 200
+
+
+@pytest.mark.django_db
 def test_firm_members_cannot_use_the_questionnaire_admin(client, firm_a, questionnaires):
     from accounts.models import Role
 
