@@ -156,14 +156,14 @@ class QuestionFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
 
     def clean(self) -> None:
         super().clean()
-        if any(self.errors):
-            return
         kept = []
         for form in self.forms:
+            if self.can_delete and form.cleaned_data.get("DELETE"):
+                continue  # removed: its other fields do not matter
             if form.instance.pk is None and not form.has_changed():
                 continue  # an empty extra form
-            if self.can_delete and form.cleaned_data.get("DELETE"):
-                continue
+            if form.errors:
+                return  # the form shows its own errors
             kept.append(form.cleaned_data)
         kept.sort(key=lambda data: data["position"])
         specs = [

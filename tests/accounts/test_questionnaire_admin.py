@@ -143,6 +143,9 @@ def messages_of(response) -> list[str]:
 
 @pytest.mark.django_db
 def test_list_without_a_firm_is_empty_and_says_why(admin_client, questionnaires):
+    index = admin_client.get(reverse("admin:index"))
+    assert index.status_code == 200
+    assert reverse(CHANGELIST) in index.text
     response = admin_client.get(reverse(CHANGELIST))
     assert response.status_code == 200
     assert "Choose a firm" in response.text
@@ -291,6 +294,24 @@ def test_adding_a_question_to_a_draft(admin_client, questionnaires, firm_a):
             ("low", 1, []),
             ("high", 5, ["seeks_max_growth"]),
         ]
+
+
+@pytest.mark.django_db
+def test_removing_a_question_from_a_draft(admin_client, questionnaires, firm_a):
+    _, draft, _ = questionnaires
+    url = change_url(draft, firm_a.firm)
+    data = form_data(admin_client.get(url).text)
+    removed = data["questions-0-code"]
+    data["questions-0-DELETE"] = "on"
+    data["questions-0-text"] = ""  # a removed question's fields are not validated
+    response = admin_client.post(url, data | {"_save": "Save"})
+    assert response.status_code == 302
+    with firm_context(firm_a.firm):
+        codes = set(Question.objects.filter(questionnaire=draft).values_list("code", flat=True))
+    assert removed not in codes
+    assert len(codes) == int(data["questions-INITIAL_FORMS"]) - 1
+    (event,) = events(firm_a.firm, "questionnaire.draft_changed")
+    assert removed not in event.payload["questions"]
 
 
 @pytest.mark.django_db
