@@ -237,6 +237,10 @@ def test_editing_a_draft_goes_through_the_audited_service(
     assert event.actor_id == superuser.pk
     assert event.payload["name"] == "Risk profile questionnaire (2027)"
     assert first.code in event.payload["questions"]
+    history = reverse("admin:accounts_questionnaire_history", args=[draft.pk])
+    page = admin_client.get(history + preserved(firm_a.firm))
+    assert page.status_code == 200
+    assert "Changed" in page.text
 
 
 @pytest.mark.django_db
