@@ -3,12 +3,15 @@
 Firm-owned rows are only reachable inside a firm context, so the firm's change page
 runs, and renders, inside ``firm_context(firm)``. Membership changes made there go
 through the audited services, like everywhere else. Nothing here deletes: firms and
-users carry audit history (protected foreign keys); deactivate them instead.
+users carry audit history (protected foreign keys); deactivate them instead. A firm's
+questionnaire versions have their own admin (``accounts/admin_questionnaires.py``),
+linked from the firm's page.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
@@ -18,10 +21,14 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Model
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
-from accounts.models import Firm, Membership, User
+from accounts import admin_questionnaires  # noqa: F401  (registers the questionnaire admin)
+from accounts.models import Firm, Membership, Questionnaire, User
 from accounts.services import membership_create, membership_update
 from accounts.tenancy.context import firm_context
+from compliance.admin import FIRM_PARAM
 from compliance.services import audit_record
 
 
@@ -56,9 +63,21 @@ class FirmAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("is_active",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    fields = ("name", "slug", "is_active", "settings", "created_at")
-    readonly_fields = ("created_at",)
+    fields = ("name", "slug", "is_active", "settings", "created_at", "questionnaires")
+    readonly_fields = ("created_at", "questionnaires")
     ordering = ("name",)
+
+    @admin.display(description="questionnaires")
+    def questionnaires(self, firm: Firm) -> str:
+        """A link to the firm's questionnaire versions (their own admin, one firm at a time)."""
+        if firm.pk is None:
+            return "-"
+        with firm_context(firm):
+            versions = Questionnaire.objects.count()
+        url = reverse("admin:accounts_questionnaire_changelist")
+        return format_html(
+            '<a href="{}?{}">{} version(s)</a>', url, urlencode({FIRM_PARAM: firm.pk}), versions
+        )
 
     def get_inlines(self, request: HttpRequest, obj: Firm | None) -> list[type[Any]]:
         return [MembershipInline] if obj is not None and obj.pk else []

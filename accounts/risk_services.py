@@ -221,6 +221,34 @@ def questionnaire_update_draft(
     return locked
 
 
+def questions_validate(*, questions: Sequence[QuestionSpec]) -> None:
+    """The checks a draft's questions must pass before they are saved (a ValidationError
+    keyed ``questions.<index>.<field>`` otherwise); for forms that validate up front."""
+    _validate_specs(questions)
+
+
+def questionnaire_delete_draft(*, questionnaire: Questionnaire, actor: User | None) -> None:
+    """Delete a draft version with its questions; published versions stay for ever."""
+    _require_draft(questionnaire)
+    with transaction.atomic():
+        locked = Questionnaire.objects.select_for_update().get(pk=questionnaire.pk)
+        _require_draft(locked)
+        questions = list(
+            Question.objects.filter(questionnaire=locked)
+            .order_by("position")
+            .values_list("code", flat=True)
+        )
+        pk = locked.pk
+        locked.delete()
+        audit_record(
+            action="questionnaire.draft_deleted",
+            actor=actor,
+            object_type="questionnaire",
+            object_id=pk,
+            payload={"key": locked.key, "version": locked.version, "questions": questions},
+        )
+
+
 def questionnaire_publish(*, questionnaire: Questionnaire, actor: User | None) -> Questionnaire:
     """Publish a draft; the version published before it is superseded. Immutable after."""
     _require_draft(questionnaire)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -95,10 +96,12 @@ from accounts.strategy_services import (
     strategy_override_decide,
 )
 from accounts.tenancy.context import firm_context
+from advisor.middleware import SESSION_FIRM_KEY
 from portfolios.models import PortfolioType
 
 BOOK_ROLES = frozenset({Role.FIRM_ADMIN, Role.ADVISOR, Role.COMPLIANCE})
 TOLERANCE_PER_STEP = 5
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"  # for login() after sign-up
 
 
 def _membership(request: HttpRequest, roles: frozenset[str]) -> Membership:
@@ -756,7 +759,7 @@ def invitation_signup(request: HttpRequest, firm_slug: str, token: str) -> HttpR
             problem, email = " ".join(_errors(exc)), ""
     if request.method == "POST" and not problem:
         try:
-            invitation_accept(
+            user = invitation_accept(
                 firm=firm,
                 token=token,
                 username=request.POST.get("username", ""),
@@ -766,8 +769,12 @@ def invitation_signup(request: HttpRequest, firm_slug: str, token: str) -> HttpR
             for message in _errors(exc):
                 messages.error(request, message)
         else:
-            messages.success(request, "Your account is ready: sign in to start your questionnaire.")
-            return redirect(f"{reverse('login')}?next={reverse('accounts:questionnaire')}")
+            # Signed in at once (Django's login(): a new session, and the audited
+            # "auth.login" event), in the firm that invited them, and on to onboarding.
+            login(request, user, backend=MODEL_BACKEND)
+            request.session[SESSION_FIRM_KEY] = firm.slug
+            messages.success(request, "Your account is ready: here is your questionnaire.")
+            return redirect("accounts:questionnaire")
     return render(
         request,
         "accounts/invitation.html",

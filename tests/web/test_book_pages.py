@@ -246,12 +246,34 @@ def test_an_advisor_invites_and_the_client_signs_up(book: Book, django_capture_o
     path = link[link.index("/invitations/") :]
     anonymous = WebClient()
     assert "Choose a username and a password for nia@example.test" in html(anonymous.get(path))
+    weak = anonymous.post(path, {"username": "nia", "password": "short"})
+    assert weak.status_code == 200
+    assert "_auth_user_id" not in anonymous.session  # refused: nobody is signed in
     signed_up = anonymous.post(path, {"username": "nia", "password": "a-long-passphrase-9"})
     assert signed_up.status_code == 302
-    assert "/login/" in signed_up["Location"]
+    # Signed in at once, and straight into onboarding: the questionnaire.
+    assert signed_up["Location"] == "/risk-profile/questionnaire/"
+    onboarding = anonymous.get(signed_up["Location"])
+    assert onboarding.status_code == 200
+    assert "Your account is ready" in html(onboarding)
+    assert 'name="q_' in html(onboarding)  # the first step's questions
+    with firm_context(book.world.firm), transaction.atomic():
+        from accounts.models import Client
+        from compliance.models import AuditEvent
+
+        nia_user = Client.objects.get(pk=newcomer.pk).user
+        assert nia_user is not None
+        assert nia_user.username == "nia"
+        (login_event,) = AuditEvent.objects.filter(action="auth.login", actor=nia_user)
+        assert login_event.object_id == str(nia_user.pk)
+        accepted = AuditEvent.objects.get(action="invitation.accepted")
+        assert accepted.seq < login_event.seq
+    # The link is used up, for them and for anyone else.
     again = anonymous.get(path)
     assert again.status_code == 400
     assert "already been used" in html(again)
+    assert WebClient().get(path).status_code == 400
+    # The password they chose works for later visits.
     nia = WebClient()
     assert nia.login(username="nia", password="a-long-passphrase-9")
     assert "Start the questionnaire" in html(nia.get("/risk-profile/"))
