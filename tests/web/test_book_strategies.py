@@ -89,6 +89,7 @@ def test_advisor_overrides_with_a_strategy_and_the_investor_sees_its_name(book: 
         assert active.strategy_id == strategy.pk
     assert "ETF Fitting" in html(advisor.get(url))
 
+    assert book.client.user is not None
     result = html(web(book.client.user).get("/risk-profile/"))
     assert "Your strategy: ETF Fitting" in result
     assert "A mix of index funds for steady growth." in result
