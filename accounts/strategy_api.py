@@ -287,7 +287,10 @@ class AssignmentListView(ListModelMixin, FirmScopedGenericAPIView):
     def get_queryset(self) -> QuerySet[StrategyAssignment]:
         if getattr(self, "swagger_fake_view", False):
             return QuerySet(model=StrategyAssignment).none()
-        return assignment_list_visible(membership=self.current_membership)
+        # The target's name in each row, without a query per row.
+        return assignment_list_visible(membership=self.current_membership).select_related(
+            "strategy", "model_portfolio"
+        )
 
     @extend_schema(operation_id="strategy_assignments_list", tags=["strategies"])
     def get(self, request: Request) -> Response:
