@@ -22,7 +22,18 @@ from accounts.book_services import (
     household_create,
     portfolio_open,
 )
-from accounts.models import Firm, Household, Role, User
+from accounts.models import (
+    AssignmentSource,
+    AssignmentStatus,
+    Firm,
+    Household,
+    ProfileStatus,
+    RiskLevelMapping,
+    RiskProfile,
+    Role,
+    StrategyAssignment,
+    User,
+)
 from accounts.profiling.default_questionnaire import DEFAULT_QUESTIONS
 from accounts.risk_services import (
     questionnaire_install_default,
@@ -33,6 +44,7 @@ from accounts.risk_services import (
 )
 from accounts.strategy_services import (
     model_portfolios_install_default,
+    risk_mapping_install_strategies,
     strategy_assign_from_profile,
 )
 
@@ -162,4 +174,38 @@ def seed_client_book(firm: Firm, spec: DemoFirm) -> Created:
                 pass  # flagged: waits for the advisor to resolve it
     stale = risk_profiles_mark_stale(today=today)
     created.add("stale profiles", len(stale))
+    return created
+
+
+def seed_strategy_mapping(firm: Firm, spec: DemoFirm) -> Created:
+    """Point every risk level at the best-fitting active strategy, once the strategy
+    seeder has run (registered after it, from :mod:`portfolios.apps`), and move the demo
+    clients' mapped assignments along. Idempotent: unchanged levels and clients that
+    already follow their level's target are left alone."""
+    from accounts.demo import Created
+
+    created = Created()
+    admin = User.objects.get(username__iexact=spec.username(Role.FIRM_ADMIN))
+    advisor = User.objects.get(username__iexact=spec.username(Role.ADVISOR))
+    before = {
+        m.risk_level: (m.strategy_id, m.model_portfolio_id) for m in RiskLevelMapping.objects.all()
+    }
+    rows = risk_mapping_install_strategies(actor=admin)
+    after = {m.risk_level: (m.strategy_id, m.model_portfolio_id) for m in rows}
+    created.add("risk levels mapped to strategies", sum(after[k] != before.get(k) for k in after))
+    for assignment in StrategyAssignment.objects.filter(
+        status=AssignmentStatus.ACTIVE, source=AssignmentSource.MAPPING
+    ).order_by("pk"):
+        profile = RiskProfile.objects.get(pk=assignment.profile_id)
+        target = after.get(profile.risk_level)
+        if profile.status != ProfileStatus.CURRENT or target is None:
+            continue
+        if (assignment.strategy_id, assignment.model_portfolio_id) == target:
+            continue
+        try:
+            with transaction.atomic():
+                strategy_assign_from_profile(profile=profile, actor=advisor)
+            created.add("strategy assignments moved to strategies")
+        except ValidationError:
+            pass  # e.g. a flag opened since: waits for the advisor
     return created

@@ -465,11 +465,24 @@ class ModelPortfolio(FirmOwnedModel):
         return self.min_risk_level <= risk_level <= self.max_risk_level
 
 
+# A mapping or an assignment points at exactly one of a strategy and a model portfolio.
+ONE_TARGET = models.Q(strategy__isnull=False, model_portfolio__isnull=True) | models.Q(
+    strategy__isnull=True, model_portfolio__isnull=False
+)
+
+
 class RiskLevelMapping(FirmOwnedModel):
-    """The firm's mapping from a risk level to the model portfolio it gets automatically."""
+    """The firm's mapping from a risk level to the strategy (or, for a firm without
+    strategies, the placeholder model portfolio) it gets automatically."""
 
     risk_level = models.PositiveSmallIntegerField()
-    model_portfolio = models.ForeignKey(ModelPortfolio, on_delete=models.PROTECT, related_name="+")
+    # Exactly one target: a real strategy, or the placeholder model portfolio.
+    model_portfolio = models.ForeignKey(
+        ModelPortfolio, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    strategy = models.ForeignKey(
+        "portfolios.Strategy", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = FirmScopedManager["RiskLevelMapping"]()
@@ -483,6 +496,7 @@ class RiskLevelMapping(FirmOwnedModel):
                 condition=models.Q(risk_level__gte=1, risk_level__lte=10),
                 name="mapping_level_range",
             ),
+            models.CheckConstraint(condition=ONE_TARGET, name="mapping_exactly_one_target"),
         ]
 
 
@@ -499,11 +513,18 @@ class AssignmentStatus(models.TextChoices):
 
 
 class StrategyAssignment(FirmOwnedModel):
-    """Which model portfolio a client follows, why, and who approved it."""
+    """Which strategy (or placeholder model portfolio) a client follows, why, and who
+    approved it."""
 
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="+")
     profile = models.ForeignKey(RiskProfile, on_delete=models.PROTECT, related_name="+")
-    model_portfolio = models.ForeignKey(ModelPortfolio, on_delete=models.PROTECT, related_name="+")
+    # Exactly one target: a real strategy, or the placeholder model portfolio.
+    model_portfolio = models.ForeignKey(
+        ModelPortfolio, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    strategy = models.ForeignKey(
+        "portfolios.Strategy", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     source = models.CharField(max_length=20, choices=AssignmentSource.choices)
     status = models.CharField(max_length=20, choices=AssignmentStatus.choices)
     rationale = models.TextField(blank=True)
@@ -532,6 +553,7 @@ class StrategyAssignment(FirmOwnedModel):
                 condition=~models.Q(source="override") | ~models.Q(rationale=""),
                 name="assignment_override_needs_rationale",
             ),
+            models.CheckConstraint(condition=ONE_TARGET, name="assignment_exactly_one_target"),
             models.UniqueConstraint(
                 fields=["firm", "client"],
                 condition=models.Q(status="active"),

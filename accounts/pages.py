@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -27,6 +28,8 @@ from accounts.models import (
     User,
 )
 from portfolios.models import Portfolio
+from portfolios.models_strategy import Strategy, StrategyStatus
+from portfolios.selectors_strategy import strategy_version_current
 
 EXPIRING_DAYS = 60
 
@@ -137,6 +140,76 @@ class ProfileView:
     open_flags: int = 0
 
 
+@dataclass(frozen=True)
+class TargetView:
+    """A strategy or a placeholder model portfolio, as the pages show and choose it."""
+
+    kind: str  # "strategy" | "model_portfolio"
+    pk: int
+    name: str
+    low: int
+    high: int
+
+    @property
+    def value(self) -> str:
+        """The ``<option>`` value: ``kind:id``."""
+        return f"{self.kind}:{self.pk}"
+
+    @property
+    def kind_label(self) -> str:
+        return "Strategy" if self.kind == "strategy" else "Model portfolio"
+
+
+def _strategy_view(s: Strategy) -> TargetView:
+    return TargetView("strategy", s.pk, s.name, s.risk_level_min, s.risk_level_max)
+
+
+def _portfolio_view(p: ModelPortfolio) -> TargetView:
+    return TargetView("model_portfolio", p.pk, p.name, p.min_risk_level, p.max_risk_level)
+
+
+def target_choices() -> list[TargetView]:
+    """What a level maps to or an advisor overrides with: the firm's active strategies
+    (lowest band first), then its placeholder model portfolios."""
+    strategies = Strategy.objects.filter(status=StrategyStatus.ACTIVE).order_by(
+        "risk_level_min", "risk_level_max", "name"
+    )
+    portfolios = ModelPortfolio.objects.order_by("min_risk_level", "name")
+    return [_strategy_view(s) for s in strategies] + [_portfolio_view(p) for p in portfolios]
+
+
+def target_views(
+    rows: Iterable[RiskLevelMapping | StrategyAssignment],
+) -> dict[tuple[str, int], TargetView]:
+    """The targets ``rows`` point at (any status), keyed by (kind, id)."""
+    rows = list(rows)
+    strategies = Strategy.objects.filter(pk__in={r.strategy_id for r in rows if r.strategy_id})
+    portfolios = ModelPortfolio.objects.filter(
+        pk__in={r.model_portfolio_id for r in rows if r.model_portfolio_id}
+    )
+    views = [_strategy_view(s) for s in strategies] + [_portfolio_view(p) for p in portfolios]
+    return {(v.kind, v.pk): v for v in views}
+
+
+def target_key(row: RiskLevelMapping | StrategyAssignment) -> tuple[str, int]:
+    if row.strategy_id is not None:
+        return ("strategy", row.strategy_id)
+    assert row.model_portfolio_id is not None  # exactly one target (a DB constraint)
+    return ("model_portfolio", row.model_portfolio_id)
+
+
+def target_from_value(value: str | None) -> Strategy | ModelPortfolio | None:
+    """The firm's active strategy or model portfolio an ``<option>`` value names."""
+    kind, _, raw = (value or "").partition(":")
+    if not raw.isdigit():
+        return None
+    if kind == "strategy":
+        return Strategy.objects.filter(pk=int(raw), status=StrategyStatus.ACTIVE).first()
+    if kind == "model_portfolio":
+        return ModelPortfolio.objects.filter(pk=int(raw)).first()
+    return None
+
+
 @dataclass
 class ClientPage:
     client: Client
@@ -144,8 +217,8 @@ class ClientPage:
     advisors: list[User]
     portfolios: list[Portfolio]
     profiles: list[ProfileView]
-    assignments: list[tuple[StrategyAssignment, ModelPortfolio]]
-    model_portfolios: list[ModelPortfolio]
+    assignments: list[tuple[StrategyAssignment, TargetView]]
+    choices: list[TargetView]
     in_progress: QuestionnaireResponse | None = None
     current: ProfileView | None = field(default=None)
 
@@ -187,11 +260,9 @@ def client_page(*, client: Client) -> ClientPage:
     profiles = [
         profile_view(p) for p in RiskProfile.objects.filter(client=client).order_by("-created_at")
     ]
-    portfolios_by_id = {p.pk: p for p in ModelPortfolio.objects.all()}
-    assignments = [
-        (a, portfolios_by_id[a.model_portfolio_id])
-        for a in StrategyAssignment.objects.filter(client=client).order_by("-created_at", "-pk")
-    ]
+    rows = list(StrategyAssignment.objects.filter(client=client).order_by("-created_at", "-pk"))
+    targets = target_views(rows)
+    assignments = [(a, targets[target_key(a)]) for a in rows]
     current = next(
         (p for p in profiles if p.profile.status in (ProfileStatus.CURRENT, ProfileStatus.STALE)),
         None,
@@ -203,7 +274,7 @@ def client_page(*, client: Client) -> ClientPage:
         portfolios=list(Portfolio.objects.filter(client=client).order_by("number")),
         profiles=profiles,
         assignments=assignments,
-        model_portfolios=sorted(portfolios_by_id.values(), key=lambda p: p.min_risk_level),
+        choices=target_choices(),
         in_progress=QuestionnaireResponse.objects.filter(client=client, status="in_progress")
         .order_by("-started_at")
         .first(),
@@ -240,6 +311,9 @@ class ResultPage:
     binding_words: list[str]
     model_portfolio: ModelPortfolio | None
     assignment_status: str
+    # A real strategy: its name, plain-language explanation and current holdings.
+    strategy: Strategy | None
+    strategy_weights: list[tuple[str, Decimal]]
     bad_year_percent: Decimal | None
     bad_year_dollars: Decimal | None
     weights: list[tuple[str, Decimal]]
@@ -264,14 +338,18 @@ def result_page(*, profile: RiskProfile) -> ResultPage:
         .first()
     )
     portfolio: ModelPortfolio | None = None
+    strategy: Strategy | None = None
     status = "proposed"
+    row: RiskLevelMapping | StrategyAssignment | None = assignment
     if assignment is not None:
-        portfolio = ModelPortfolio.objects.get(pk=assignment.model_portfolio_id)
         status = assignment.status
     else:
-        mapping = RiskLevelMapping.objects.filter(risk_level=profile.risk_level).first()
-        if mapping is not None:
-            portfolio = ModelPortfolio.objects.get(pk=mapping.model_portfolio_id)
+        row = RiskLevelMapping.objects.filter(risk_level=profile.risk_level).first()
+    if row is not None and row.strategy_id is not None:
+        strategy = Strategy.objects.get(pk=row.strategy_id)
+    elif row is not None:
+        portfolio = ModelPortfolio.objects.get(pk=row.model_portfolio_id or 0)
+    version = strategy_version_current(strategy=strategy) if strategy else None
     bad = portfolio.bad_year_return if portfolio else None
     return ResultPage(
         profile=profile_view(profile),
@@ -279,6 +357,12 @@ def result_page(*, profile: RiskProfile) -> ResultPage:
         binding_words=[DIMENSION_WORDS[d] for d in profile.binding if d in DIMENSION_WORDS],
         model_portfolio=portfolio,
         assignment_status=status,
+        strategy=strategy,
+        strategy_weights=[
+            (symbol, (weight * 100).quantize(Decimal("0.1")))
+            for symbol, weight in (version.weights_decimal().items() if version else [])
+            if weight > 0
+        ],
         bad_year_percent=None if bad is None else (bad * 100).quantize(Decimal(1)),
         bad_year_dollars=None if bad is None else (bad * 100_000).quantize(Decimal(1)),
         weights=[

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.mixins import ListModelMixin
@@ -26,6 +26,7 @@ from accounts.models import (
 from accounts.risk_selectors import assignment_list_visible, profile_list_visible
 from accounts.strategy_services import (
     ASSET_CLASSES,
+    Target,
     model_portfolio_create,
     risk_mapping_set,
     strategy_assign_from_profile,
@@ -35,6 +36,7 @@ from accounts.strategy_services import (
 from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
+from portfolios.models_strategy import Strategy, StrategyStatus
 
 STAFF = (Role.FIRM_ADMIN, Role.ADVISOR, Role.COMPLIANCE)
 
@@ -72,21 +74,55 @@ class ModelPortfolioInputSerializer(StrictInputSerializer):
     )
 
 
+class TargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """What a level maps to / a client follows: a strategy or a placeholder model portfolio."""
+
+    type = serializers.ChoiceField(choices=["strategy", "model_portfolio"])
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class MappingRowSerializer(serializers.Serializer):  # type: ignore[type-arg]
     risk_level = serializers.IntegerField()
-    model_portfolio_id = serializers.IntegerField()
+    model_portfolio_id = serializers.IntegerField(allow_null=True)
+    strategy_id = serializers.IntegerField(allow_null=True)
+    target = TargetSerializer()
 
 
 class MappingInputSerializer(StrictInputSerializer):
-    """Risk level -> model portfolio id; levels not sent keep theirs."""
+    """Risk level -> model portfolio id (``mapping``) and/or risk level -> strategy id
+    (``strategies``); a level is in at most one of them; levels not sent keep theirs."""
 
-    mapping = serializers.DictField(child=serializers.IntegerField(min_value=1))
+    mapping = serializers.DictField(child=serializers.IntegerField(min_value=1), required=False)
+    strategies = serializers.DictField(child=serializers.IntegerField(min_value=1), required=False)
+
+
+def _target_names(
+    *, strategy_ids: set[int], portfolio_ids: set[int]
+) -> tuple[dict[int, str], dict[int, str]]:
+    return (
+        dict(Strategy.objects.filter(pk__in=strategy_ids).values_list("pk", "name")),
+        dict(ModelPortfolio.objects.filter(pk__in=portfolio_ids).values_list("pk", "name")),
+    )
+
+
+def _target(
+    strategy_id: int | None,
+    portfolio_id: int | None,
+    names: tuple[dict[int, str], dict[int, str]],
+) -> dict[str, object]:
+    if strategy_id is not None:
+        return {"type": "strategy", "id": strategy_id, "name": names[0].get(strategy_id, "")}
+    assert portfolio_id is not None
+    return {"type": "model_portfolio", "id": portfolio_id, "name": names[1].get(portfolio_id, "")}
 
 
 class AssignmentSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     client_id = serializers.IntegerField(read_only=True)
     profile_id = serializers.IntegerField(read_only=True)
-    model_portfolio_id = serializers.IntegerField(read_only=True)
+    model_portfolio_id = serializers.IntegerField(read_only=True, allow_null=True)
+    strategy_id = serializers.IntegerField(read_only=True, allow_null=True)
+    target = serializers.SerializerMethodField()
 
     class Meta:
         model = StrategyAssignment
@@ -95,6 +131,8 @@ class AssignmentSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
             "client_id",
             "profile_id",
             "model_portfolio_id",
+            "strategy_id",
+            "target",
             "source",
             "status",
             "rationale",
@@ -104,12 +142,24 @@ class AssignmentSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
             "created_at",
         ]
 
+    @extend_schema_field(TargetSerializer)
+    def get_target(self, obj: StrategyAssignment) -> dict[str, object]:
+        names = (
+            {obj.strategy_id: obj.strategy.name} if obj.strategy_id and obj.strategy else {},
+            {obj.model_portfolio_id: obj.model_portfolio.name}
+            if obj.model_portfolio_id and obj.model_portfolio
+            else {},
+        )
+        return _target(obj.strategy_id, obj.model_portfolio_id, names)
+
 
 class AssignmentInputSerializer(StrictInputSerializer):
-    """Map a current profile to its strategy; with model_portfolio_id, override it (with a
-    rationale; outside the profile's band it waits for compliance approval)."""
+    """Map a current profile to its strategy; with strategy_id or model_portfolio_id (not
+    both), override it (with a rationale; outside the target's band it waits for compliance
+    approval)."""
 
     profile_id = serializers.IntegerField(min_value=1)
+    strategy_id = serializers.IntegerField(min_value=1, required=False)
     model_portfolio_id = serializers.IntegerField(min_value=1, required=False)
     rationale = serializers.CharField(max_length=2000, required=False, default="")
 
@@ -161,10 +211,20 @@ class RiskMappingView(FirmScopedAPIView):
 
     permission_classes = [IsAuthenticated, HasRole.of(Role.FIRM_ADMIN, read=STAFF)]
 
-    def _rows(self) -> list[dict[str, int]]:
+    def _rows(self) -> list[dict[str, object]]:
+        rows = list(RiskLevelMapping.objects.order_by("risk_level"))
+        names = _target_names(
+            strategy_ids={m.strategy_id for m in rows if m.strategy_id},
+            portfolio_ids={m.model_portfolio_id for m in rows if m.model_portfolio_id},
+        )
         return [
-            {"risk_level": m.risk_level, "model_portfolio_id": m.model_portfolio_id}
-            for m in RiskLevelMapping.objects.order_by("risk_level")
+            {
+                "risk_level": m.risk_level,
+                "model_portfolio_id": m.model_portfolio_id,
+                "strategy_id": m.strategy_id,
+                "target": _target(m.strategy_id, m.model_portfolio_id, names),
+            }
+            for m in rows
         ]
 
     @extend_schema(
@@ -184,17 +244,31 @@ class RiskMappingView(FirmScopedAPIView):
     def put(self, request: Request) -> Response:
         data = MappingInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        wanted: dict[int, ModelPortfolio] = {}
+        wanted: dict[int, Target] = {}
         errors: dict[str, list[str]] = {}
-        portfolios = {p.pk: p for p in ModelPortfolio.objects.all()}
-        for key, portfolio_id in data.validated_data["mapping"].items():
-            level = int(key) if str(key).isdigit() else 0
-            if not 1 <= level <= 10:
-                errors[f"mapping.{key}"] = ["a risk level is 1-10"]
-            elif portfolio_id not in portfolios:
-                errors[f"mapping.{key}"] = ["no such model portfolio"]
-            else:
-                wanted[level] = portfolios[portfolio_id]
+        by_portfolio = data.validated_data.get("mapping") or {}
+        by_strategy = data.validated_data.get("strategies") or {}
+        if not by_portfolio and not by_strategy:
+            raise ValidationError({"mapping": ["send mapping and/or strategies"]})
+        portfolios: dict[int, Target] = {p.pk: p for p in ModelPortfolio.objects.all()}
+        # Firm-scoped: a foreign firm's strategy is "no such strategy", like a missing one.
+        strategies: dict[int, Target] = {
+            s.pk: s for s in Strategy.objects.filter(status=StrategyStatus.ACTIVE)
+        }
+        for field, given, known, noun in (
+            ("mapping", by_portfolio, portfolios, "model portfolio"),
+            ("strategies", by_strategy, strategies, "active strategy"),
+        ):
+            for key, target_id in given.items():
+                level = int(key) if str(key).isdigit() else 0
+                if not 1 <= level <= 10:
+                    errors[f"{field}.{key}"] = ["a risk level is 1-10"]
+                elif target_id not in known:
+                    errors[f"{field}.{key}"] = [f"no such {noun}"]
+                elif level in wanted:
+                    errors[f"{field}.{key}"] = ["a level maps to one strategy or model portfolio"]
+                else:
+                    wanted[level] = known[target_id]
         if errors:
             raise ValidationError(errors)
         risk_mapping_set(actor=_user(request), mapping=wanted)
@@ -213,7 +287,10 @@ class AssignmentListView(ListModelMixin, FirmScopedGenericAPIView):
     def get_queryset(self) -> QuerySet[StrategyAssignment]:
         if getattr(self, "swagger_fake_view", False):
             return QuerySet(model=StrategyAssignment).none()
-        return assignment_list_visible(membership=self.current_membership)
+        # The target's name in each row, without a query per row.
+        return assignment_list_visible(membership=self.current_membership).select_related(
+            "strategy", "model_portfolio"
+        )
 
     @extend_schema(operation_id="strategy_assignments_list", tags=["strategies"])
     def get(self, request: Request) -> Response:
@@ -240,8 +317,24 @@ class AssignmentListView(ListModelMixin, FirmScopedGenericAPIView):
         if not client_can_change(membership=membership, client=client):
             raise PermissionDenied("You may not change this client's household.")
         portfolio_id = data.validated_data.get("model_portfolio_id")
-        if portfolio_id is None:
+        strategy_id = data.validated_data.get("strategy_id")
+        if portfolio_id is not None and strategy_id is not None:
+            raise ValidationError(
+                {"strategy_id": ["send strategy_id or model_portfolio_id, not both"]}
+            )
+        if portfolio_id is None and strategy_id is None:
             assignment = strategy_assign_from_profile(profile=profile, actor=_user(request))
+        elif strategy_id is not None:
+            # Firm-scoped: a foreign firm's strategy is refused like a missing one.
+            strategy = Strategy.objects.filter(pk=strategy_id).first()
+            if strategy is None:
+                raise ValidationError({"strategy_id": ["no such strategy"]})
+            assignment = strategy_override(
+                profile=profile,
+                strategy=strategy,
+                actor=_user(request),
+                rationale=data.validated_data["rationale"],
+            )
         else:
             portfolio = ModelPortfolio.objects.filter(pk=portfolio_id).first()
             if portfolio is None:

@@ -2,8 +2,10 @@
 rationale, compliance approval of overrides outside the profile's band. Every decision is
 audited with the inputs that led to it.
 
-Until the strategies issue lands, a strategy is a placeholder :class:`ModelPortfolio`
-(asset-class weights).
+A mapping or an assignment points at exactly one target: a real
+:class:`portfolios.models_strategy.Strategy` (band ``risk_level_min``-``risk_level_max``;
+the audit names its current version number and fingerprint), or a placeholder
+:class:`ModelPortfolio` (asset-class weights), which remains for firms without strategies.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from accounts.models import (
     StrategyAssignment,
     User,
 )
+from accounts.tenancy.context import current_firm_id
 from compliance.services import audit_record
+from portfolios.models_strategy import Strategy, StrategyStatus
+from portfolios.selectors_strategy import strategy_list_for_risk_level, strategy_version_current
+
+# What a risk level maps to, and what an advisor may override it with.
+Target = ModelPortfolio | Strategy
 
 ASSET_CLASSES = ("cash", "us_bonds", "intl_bonds", "us_equity", "intl_equity")
 
@@ -105,27 +113,81 @@ def model_portfolio_create(
     return portfolio
 
 
+def target_key(target: Target | None) -> dict[str, Any] | None:
+    """``{"type": "strategy" | "model_portfolio", "id": ...}`` for audits and responses."""
+    if target is None:
+        return None
+    kind = "strategy" if isinstance(target, Strategy) else "model_portfolio"
+    return {"type": kind, "id": target.pk}
+
+
+def target_of(row: RiskLevelMapping | StrategyAssignment) -> Target:
+    """The strategy or model portfolio a mapping row or an assignment points at."""
+    if row.strategy_id is not None:
+        return Strategy.objects.get(pk=row.strategy_id)
+    assert row.model_portfolio_id is not None  # exactly one target (a DB constraint)
+    return ModelPortfolio.objects.get(pk=row.model_portfolio_id)
+
+
+def target_band(target: Target) -> tuple[int, int]:
+    if isinstance(target, Strategy):
+        return target.risk_level_min, target.risk_level_max
+    return target.min_risk_level, target.max_risk_level
+
+
+def target_suits(target: Target, risk_level: int) -> bool:
+    low, high = target_band(target)
+    return low <= risk_level <= high
+
+
+def _target_fields(target: Target) -> dict[str, Any]:
+    if isinstance(target, Strategy):
+        return {"strategy": target, "model_portfolio": None}
+    return {"strategy": None, "model_portfolio": target}
+
+
+def _check_target(target: Target, field: str) -> None:
+    """The target belongs to the current firm (a foreign one is refused like a missing
+    one); a strategy must be active."""
+    model = Strategy if isinstance(target, Strategy) else ModelPortfolio
+    if target.firm_id != current_firm_id() or not model.objects.filter(pk=target.pk).exists():
+        raise ValidationError(
+            {field: [f"no such {'strategy' if model is Strategy else 'model portfolio'}"]}
+        )
+    if isinstance(target, Strategy) and target.status != StrategyStatus.ACTIVE:
+        raise ValidationError({field: ["the strategy is not active"]})
+
+
 def risk_mapping_set(
-    *, actor: User | None, mapping: Mapping[int, ModelPortfolio]
+    *, actor: User | None, mapping: Mapping[int, Target]
 ) -> list[RiskLevelMapping]:
-    """Set the model portfolio of each given risk level (others keep theirs)."""
+    """Set the strategy or model portfolio of each given risk level (others keep theirs)."""
     errors = {
         f"mapping.{level}": ["a risk level is 1-10"] for level in mapping if not 1 <= level <= 10
     }
     if errors:
         raise ValidationError(errors)
+    for level, target in mapping.items():
+        _check_target(target, f"mapping.{level}")
     changes: dict[str, list[Any]] = {}
     with transaction.atomic():
         current = {m.risk_level: m for m in RiskLevelMapping.objects.select_for_update()}
-        for level, portfolio in sorted(mapping.items()):
+        for level, target in sorted(mapping.items()):
             row = current.get(level)
             if row is None:
-                RiskLevelMapping.objects.create(risk_level=level, model_portfolio=portfolio)
-                changes[str(level)] = [None, portfolio.pk]
-            elif row.model_portfolio_id != portfolio.pk:
-                changes[str(level)] = [row.model_portfolio_id, portfolio.pk]
-                row.model_portfolio = portfolio
-                row.save(update_fields=["model_portfolio", "updated_at"])
+                RiskLevelMapping.objects.create(risk_level=level, **_target_fields(target))
+                changes[str(level)] = [None, target_key(target)]
+                continue
+            before = (
+                {"type": "strategy", "id": row.strategy_id}
+                if row.strategy_id is not None
+                else {"type": "model_portfolio", "id": row.model_portfolio_id}
+            )
+            if before != target_key(target):
+                changes[str(level)] = [before, target_key(target)]
+                for name, value in _target_fields(target).items():
+                    setattr(row, name, value)
+                row.save(update_fields=["model_portfolio", "strategy", "updated_at"])
         if changes:
             audit_record(
                 action="risk_mapping.changed",
@@ -160,7 +222,44 @@ def model_portfolios_install_default(*, actor: User | None = None) -> list[Model
     return created
 
 
-def _inputs(profile: RiskProfile, portfolio: ModelPortfolio) -> dict[str, Any]:
+def risk_mapping_install_strategies(*, actor: User | None = None) -> list[RiskLevelMapping]:
+    """Map every level 1-10 that an active strategy covers to the best-fitting one
+    (:func:`strategy_list_for_risk_level`); levels no strategy covers keep theirs."""
+    wanted: dict[int, Target] = {}
+    for level in range(1, 11):
+        candidates = strategy_list_for_risk_level(risk_level=level)
+        if candidates:
+            wanted[level] = candidates[0]
+    if not wanted:
+        return list(RiskLevelMapping.objects.order_by("risk_level"))
+    return risk_mapping_set(actor=actor, mapping=wanted)
+
+
+def _target_inputs(target: Target) -> dict[str, Any]:
+    low, high = target_band(target)
+    if isinstance(target, Strategy):
+        version = strategy_version_current(strategy=target)
+        return {
+            "target_type": "strategy",
+            "target_id": target.pk,
+            "strategy_id": target.pk,
+            "strategy": target.name,
+            "band": [low, high],
+            "version": version.number if version else None,
+            "fingerprint": version.fingerprint if version else None,
+            "weights": dict(version.weights) if version else {},
+        }
+    return {
+        "target_type": "model_portfolio",
+        "target_id": target.pk,
+        "model_portfolio_id": target.pk,
+        "model_portfolio": target.name,
+        "band": [low, high],
+        "weights": dict(target.weights),
+    }
+
+
+def _inputs(profile: RiskProfile, target: Target) -> dict[str, Any]:
     return {
         "profile_id": profile.pk,
         "risk_level": profile.risk_level,
@@ -168,10 +267,7 @@ def _inputs(profile: RiskProfile, portfolio: ModelPortfolio) -> dict[str, Any]:
         "capacity_level": profile.capacity_level,
         "horizon_level": profile.horizon_level,
         "binding": list(profile.binding),
-        "model_portfolio_id": portfolio.pk,
-        "model_portfolio": portfolio.name,
-        "band": [portfolio.min_risk_level, portfolio.max_risk_level],
-        "weights": dict(portfolio.weights),
+        **_target_inputs(target),
     }
 
 
@@ -215,17 +311,17 @@ def strategy_assign_from_profile(*, profile: RiskProfile, actor: User | None) ->
     mapping = RiskLevelMapping.objects.filter(risk_level=profile.risk_level).first()
     if mapping is None:
         raise ValidationError(
-            {"profile": [f"the firm maps no model portfolio to risk level {profile.risk_level}"]}
+            {"profile": [f"the firm maps no strategy to risk level {profile.risk_level}"]}
         )
-    portfolio = ModelPortfolio.objects.get(pk=mapping.model_portfolio_id)
+    target = target_of(mapping)
     with transaction.atomic():
         assignment = StrategyAssignment(
             client_id=profile.client_id,
             profile=profile,
-            model_portfolio=portfolio,
+            **_target_fields(target),
             source=AssignmentSource.MAPPING,
             status=AssignmentStatus.ACTIVE,
-            inputs=_inputs(profile, portfolio),
+            inputs=_inputs(profile, target),
             assigned_by=actor,
         )
         superseded = _activate(assignment)
@@ -236,31 +332,42 @@ def strategy_assign_from_profile(*, profile: RiskProfile, actor: User | None) ->
             object_type="strategy_assignment",
             object_id=assignment.pk,
             payload={**assignment.inputs, "source": "mapping", "superseded": superseded},
-            reasons=[f"risk level {profile.risk_level} maps to {portfolio.name}"],
+            reasons=[f"risk level {profile.risk_level} maps to {target.name}"],
         )
     return assignment
 
 
 def strategy_override(
-    *, profile: RiskProfile, model_portfolio: ModelPortfolio, actor: User | None, rationale: str
+    *,
+    profile: RiskProfile,
+    actor: User | None,
+    rationale: str,
+    model_portfolio: ModelPortfolio | None = None,
+    strategy: Strategy | None = None,
 ) -> StrategyAssignment:
-    """An advisor's choice of model portfolio, with a mandatory rationale. Outside the
-    profile's risk band it waits for the compliance officer's approval."""
+    """An advisor's choice of strategy or model portfolio (exactly one), with a mandatory
+    rationale. Outside the target's risk band it waits for the compliance officer's
+    approval."""
+    if (strategy is None) == (model_portfolio is None):
+        raise ValidationError({"strategy": ["choose a strategy or a model portfolio"]})
+    target: Target = strategy if strategy is not None else model_portfolio  # type: ignore[assignment]
     rationale = rationale.strip()
     if not rationale:
         raise ValidationError({"rationale": ["an override needs a rationale"]})
     _require_current(profile)
-    outside = not model_portfolio.suits(profile.risk_level)
+    _check_target(target, "strategy" if strategy is not None else "model_portfolio")
+    outside = not target_suits(target, profile.risk_level)
+    low, high = target_band(target)
     with transaction.atomic():
         assignment = StrategyAssignment(
             client_id=profile.client_id,
             profile=profile,
-            model_portfolio=model_portfolio,
+            **_target_fields(target),
             source=AssignmentSource.OVERRIDE,
             status=AssignmentStatus.PENDING_APPROVAL if outside else AssignmentStatus.ACTIVE,
             rationale=rationale,
             outside_band=outside,
-            inputs=_inputs(profile, model_portfolio),
+            inputs=_inputs(profile, target),
             assigned_by=actor,
         )
         superseded = [] if outside else _activate(assignment)
@@ -281,8 +388,7 @@ def strategy_override(
                 rationale,
                 f"risk level {profile.risk_level} is "
                 + ("outside" if outside else "within")
-                + f" the band {model_portfolio.min_risk_level}-{model_portfolio.max_risk_level}"
-                + f" of {model_portfolio.name}",
+                + f" the band {low}-{high} of {target.name}",
             ],
         )
     return assignment

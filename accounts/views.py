@@ -67,6 +67,10 @@ from accounts.pages import (
     book_rows,
     client_page,
     result_page,
+    target_choices,
+    target_from_value,
+    target_key,
+    target_views,
 )
 from accounts.profiling.default_questionnaire import OptionSpec, QuestionSpec
 from accounts.risk_selectors import (
@@ -98,6 +102,7 @@ from accounts.strategy_services import (
 from accounts.tenancy.context import firm_context
 from advisor.middleware import SESSION_FIRM_KEY
 from portfolios.models import PortfolioType
+from portfolios.models_strategy import Strategy
 
 BOOK_ROLES = frozenset({Role.FIRM_ADMIN, Role.ADVISOR, Role.COMPLIANCE})
 TOLERANCE_PER_STEP = 5
@@ -495,16 +500,19 @@ def strategy_set(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("accounts:client_detail", pk=client.pk)
     actor = _user(request)
     if request.POST.get("action") == "override":
-        model = ModelPortfolio.objects.filter(pk=request.POST.get("model_portfolio") or 0).first()
-        if model is None:
-            messages.error(request, "Choose a model portfolio.")
+        # "strategy:<id>" or "model_portfolio:<id>" (a bare id: a model portfolio, as before).
+        raw = request.POST.get("target") or f"model_portfolio:{request.POST.get('model_portfolio')}"
+        target = target_from_value(raw)
+        if target is None:
+            messages.error(request, "Choose a strategy or a model portfolio.")
             return redirect("accounts:client_detail", pk=client.pk)
         rationale = request.POST.get("rationale", "")
+        chosen = (
+            {"strategy": target} if isinstance(target, Strategy) else {"model_portfolio": target}
+        )
         done = _attempt(
             request,
-            lambda: strategy_override(
-                profile=profile, model_portfolio=model, actor=actor, rationale=rationale
-            ),
+            lambda: strategy_override(profile=profile, actor=actor, rationale=rationale, **chosen),
         )
         if done is not None:
             messages.success(
@@ -550,11 +558,10 @@ def approval_list(request: HttpRequest) -> HttpResponse:
         StrategyAssignment.objects.filter(status="pending_approval").order_by("created_at")
     )
     clients = {c.pk: c for c in Client.objects.filter(pk__in=[a.client_id for a in pending])}
-    portfolios = {p.pk: p for p in ModelPortfolio.objects.all()}
+    targets = target_views(pending)
     profiles = {p.pk: p for p in RiskProfile.objects.filter(pk__in=[a.profile_id for a in pending])}
     rows = [
-        (a, clients[a.client_id], portfolios[a.model_portfolio_id], profiles[a.profile_id])
-        for a in pending
+        (a, clients[a.client_id], targets[target_key(a)], profiles[a.profile_id]) for a in pending
     ]
     return render(request, "accounts/approval_list.html", {"rows": rows})
 
@@ -687,21 +694,26 @@ def strategy_mapping(request: HttpRequest) -> HttpResponse:
             if created is not None:
                 messages.success(request, f"Model portfolio {created.name} added.")
         else:
-            portfolios = {str(p.pk): p for p in ModelPortfolio.objects.all()}
-            wanted = {
-                level: portfolios[request.POST[f"level_{level}"]]
-                for level in range(1, 11)
-                if request.POST.get(f"level_{level}") in portfolios
-            }
+            wanted: dict[int, Strategy | ModelPortfolio] = {}
+            for level in range(1, 11):
+                raw = request.POST.get(f"level_{level}") or ""
+                # "strategy:<id>" or "model_portfolio:<id>"; a bare id: a model portfolio.
+                target = target_from_value(raw if ":" in raw else f"model_portfolio:{raw}")
+                if target is not None:
+                    wanted[level] = target
             if _attempt(request, lambda: risk_mapping_set(actor=_user(request), mapping=wanted)):
                 messages.success(request, "Mapping saved.")
         return redirect("accounts:strategy_mapping")
-    mapping = {m.risk_level: m.model_portfolio_id for m in RiskLevelMapping.objects.all()}
+    mapping = {m.risk_level: m for m in RiskLevelMapping.objects.all()}
+    chosen = {level: "{}:{}".format(*target_key(m)) for level, m in mapping.items()}
+    choices = target_choices()
     return render(
         request,
         "accounts/strategy_mapping.html",
         {
-            "levels": [(level, mapping.get(level)) for level in range(1, 11)],
+            "levels": [(level, chosen.get(level)) for level in range(1, 11)],
+            "choices": choices,
+            "has_strategies": any(c.kind == "strategy" for c in choices),
             "portfolios": list(ModelPortfolio.objects.order_by("min_risk_level")),
             "asset_classes": [(key, ASSET_CLASS_WORDS[key]) for key in ASSET_CLASSES],
             "level_range": range(1, 11),

@@ -39,15 +39,18 @@ ROLE_NAVIGATION: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("client_book", "Client book", "accounts:client_list"),
         ("questionnaires", "Questionnaires", "accounts:questionnaire_list"),
         ("strategy_mapping", "Strategy mapping", "accounts:strategy_mapping"),
+        ("strategies", "Strategies", "portfolios:strategy_list"),
     ),
     Role.ADVISOR: (
         ("clients", "Clients", "accounts:client_list"),
+        ("strategies", "Strategies", "portfolios:strategy_list"),
         ("rebalancing", "Rebalancing", "portfolios:rebalance_run_list"),
     ),
     Role.COMPLIANCE: (
         ("audit_trail", "Audit trail", "compliance:audit_list"),
         ("compliance_rules", "Compliance rules", "compliance:rule_list"),
         ("strategy_approvals", "Strategy approvals", "accounts:approval_list"),
+        ("strategies", "Strategies", "portfolios:strategy_list"),
     ),
     Role.INVESTOR: (
         ("my_portfolio", "My portfolio", "portfolios:my_portfolio"),

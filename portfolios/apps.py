@@ -13,5 +13,10 @@ class PortfoliosConfig(AppConfig):
 
         if market_seeder not in demo.GLOBAL_SEEDERS:
             demo.GLOBAL_SEEDERS.append(market_seeder)
+        from accounts.demo_book import seed_strategy_mapping
+
         if strategy_seeder not in demo.FIRM_SEEDERS:
             demo.FIRM_SEEDERS.append(strategy_seeder)
+        # The profile mapping points at strategies: it runs once they exist.
+        if seed_strategy_mapping not in demo.FIRM_SEEDERS:
+            demo.FIRM_SEEDERS.append(seed_strategy_mapping)

@@ -68,6 +68,7 @@ def test_a_clean_profile_is_mapped_with_its_inputs(in_firm):
     profile = _profile(in_firm, MODERATE)
     assignment = strategy_assign_from_profile(profile=profile, actor=None)
     assert assignment.status == AssignmentStatus.ACTIVE
+    assert assignment.model_portfolio_id is not None  # no strategies: the placeholder
     portfolio = ModelPortfolio.objects.get(pk=assignment.model_portfolio_id)
     assert portfolio.suits(profile.risk_level)
     event = AuditEvent.objects.get(action="strategy.assigned")
@@ -103,6 +104,7 @@ def test_an_override_needs_a_rationale(in_firm):
 def test_an_override_within_the_band_is_active_at_once(in_firm):
     profile = _profile(in_firm, MODERATE)
     first = strategy_assign_from_profile(profile=profile, actor=None)
+    assert first.model_portfolio_id is not None
     within = ModelPortfolio.objects.get(pk=first.model_portfolio_id)
     override = strategy_override(
         profile=profile, model_portfolio=within, actor=None, rationale="Same band, client asked"

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.demo import DEMO_FIRMS, demo_seed
-from accounts.models import Firm
+from accounts.models import Firm, RiskLevelMapping, StrategyAssignment
 from accounts.tenancy import firm_context
 from compliance.selectors import audit_chain_verify
 from portfolios.demo_strategy import DEMO_STRATEGIES
@@ -55,5 +55,23 @@ def test_each_demo_firm_gets_active_strategies_across_the_risk_levels() -> None:
         assert best[8] == "ETF Growth"
         assert best[10] in {"US Large-Cap Equity", "Crypto Top 10 Index"}
 
+    again = demo_seed()
+    assert not any(again.firms.values()), again.firms
+
+
+def test_demo_seed_maps_every_level_to_its_best_fitting_strategy() -> None:
+    demo_seed()
+    for spec in DEMO_FIRMS:
+        firm = Firm.objects.get(slug=spec.slug)
+        with firm_context(firm):
+            mapping = {m.risk_level: m for m in RiskLevelMapping.objects.all()}
+            assert set(mapping) == set(range(1, 11))
+            for level, row in mapping.items():
+                assert row.model_portfolio_id is None
+                best = strategy_list_for_risk_level(risk_level=level)[0]
+                assert row.strategy_id == best.pk
+            mapped = StrategyAssignment.objects.filter(status="active", source="mapping")
+            assert mapped.exists()
+            assert not mapped.filter(strategy__isnull=True).exists()
     again = demo_seed()
     assert not any(again.firms.values()), again.firms

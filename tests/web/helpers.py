@@ -23,12 +23,14 @@ ROLE_NAV: dict[str, dict[str, str]] = {
         "client_book": "Client book",
         "questionnaires": "Questionnaires",
         "strategy_mapping": "Strategy mapping",
+        "strategies": "Strategies",
     },
-    "advisor": {"clients": "Clients", "rebalancing": "Rebalancing"},
+    "advisor": {"clients": "Clients", "strategies": "Strategies", "rebalancing": "Rebalancing"},
     "compliance": {
         "audit_trail": "Audit trail",
         "compliance_rules": "Compliance rules",
         "strategy_approvals": "Strategy approvals",
+        "strategies": "Strategies",
     },
     "investor": {"my_portfolio": "My portfolio", "risk_profile": "Risk profile"},
 }

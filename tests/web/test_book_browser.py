@@ -143,7 +143,9 @@ def test_advisor_resolves_a_flag_and_overrides_the_strategy(page: Page, page_pro
     expect(page.locator(".flag.is-open")).to_have_count(0)
 
     form = page.get_by_test_id("override-form")
-    form.get_by_label("Override with").select_option(label="Balanced (levels 4\u20135)")
+    form.get_by_label("Override with").select_option(
+        label="Model portfolio: Balanced (levels 4\u20135)"
+    )
     form.get_by_label("Rationale").fill("Prefers a steadier ride while buying a home.")
     form.get_by_role("button", name="Override").click()
     expect(page.locator(".messages")).to_contain_text(

@@ -212,7 +212,9 @@ def test_firm_admin_edits_the_mapping(book: Book):
         growth = ModelPortfolio.objects.get(name="Growth").pk
     assert admin.post("/firm/strategy-mapping/", {"level_5": growth}).status_code == 302
     page = html(admin.get("/firm/strategy-mapping/"))
-    assert re.search(rf'name="level_5".*?<option value="{growth}" selected', page, re.S)
+    assert re.search(
+        rf'name="level_5".*?<option value="model_portfolio:{growth}" selected', page, re.S
+    )
 
 
 def test_the_invitation_page_names_a_used_or_unknown_link(book: Book):
