@@ -1,7 +1,9 @@
-"""Investment portfolios (custodial accounts). Assets, strategies, holdings and
-rebalancing arrive with later issues."""
+"""Investment portfolios (custodial accounts): the strategy each follows, its cash,
+and (in models_holdings / models_rebalance) holdings, lots, ledger and rebalancing."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from django.db import models
 
@@ -22,8 +24,8 @@ class PortfolioStatus(models.TextChoices):
 
 
 class Portfolio(FirmOwnedModel):
-    """A client's custodial investment account. The strategy it follows arrives with the
-    strategies issue."""
+    """A client's custodial investment account. It follows a strategy and rebalances
+    towards the strategy's current version, customised by the client's restrictions."""
 
     client = models.ForeignKey("accounts.Client", on_delete=models.PROTECT, related_name="+")
     number = models.CharField(max_length=40)
@@ -35,6 +37,19 @@ class Portfolio(FirmOwnedModel):
         max_length=20, choices=PortfolioStatus.choices, default=PortfolioStatus.OPEN
     )
     opened_at = models.DateTimeField(auto_now_add=True)
+    strategy = models.ForeignKey(
+        "portfolios.Strategy", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rebalance_policy = models.ForeignKey(
+        "portfolios.RebalancePolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Overrides the strategy's and the firm's default policy.",
+    )
+    cash = models.DecimalField(max_digits=20, decimal_places=2, default=Decimal("0.00"))
+    last_rebalanced_on = models.DateField(null=True, blank=True)
 
     objects = FirmScopedManager["Portfolio"]()
 
@@ -45,12 +60,20 @@ class Portfolio(FirmOwnedModel):
             models.CheckConstraint(
                 condition=models.Q(base_currency="USD"), name="portfolio_base_currency_usd"
             ),
+            models.CheckConstraint(
+                condition=models.Q(cash__gte=0), name="portfolio_cash_not_negative"
+            ),
         ]
-        indexes = [models.Index(fields=["firm", "client"], name="portfolio_firm_client_idx")]
+        indexes = [
+            models.Index(fields=["firm", "client"], name="portfolio_firm_client_idx"),
+            models.Index(fields=["firm", "strategy"], name="portfolio_firm_strategy_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.number
 
 
+from portfolios.models_holdings import *  # noqa: E402, F403
 from portfolios.models_market import *  # noqa: E402, F403
+from portfolios.models_rebalance import *  # noqa: E402, F403
 from portfolios.models_strategy import *  # noqa: E402, F403

@@ -81,6 +81,14 @@ class Strategy(FirmOwnedModel):
     risk_level_min = models.PositiveSmallIntegerField(default=1)
     risk_level_max = models.PositiveSmallIntegerField(default=10)
     explanation = models.TextField(blank=True, help_text="Plain language, for clients.")
+    rebalance_policy = models.ForeignKey(
+        "portfolios.RebalancePolicy",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Overrides the firm's default rebalancing policy.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -1,0 +1,372 @@
+"""Rebalancing: policies, runs, each portfolio's part in a run, and orders.
+
+Firm-owned (row-level security on every table). A :class:`RebalanceRun` is computed
+in chunks of portfolios; each chunk writes one :class:`RunPortfolio` row per
+portfolio and its :class:`Order` rows in one transaction, and the unique
+(run, portfolio) constraint makes a retried or re-delivered chunk a no-op.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from accounts.tenancy.models import FirmOwnedModel, FirmScopedManager
+from portfolios.models_holdings import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    QUANTITY_DIGITS,
+    QUANTITY_PLACES,
+)
+
+__all__ = [
+    "Calendar",
+    "LotMethod",
+    "Order",
+    "OrderLot",
+    "OrderSide",
+    "OrderStatus",
+    "RebalancePolicy",
+    "RebalanceRun",
+    "RunPortfolio",
+    "RunPortfolioStatus",
+    "RunStatus",
+    "RunTrigger",
+    "TriggerMode",
+]
+
+SHARE = {"max_digits": 9, "decimal_places": 6}
+
+
+class Calendar(models.TextChoices):
+    MONTHLY = "monthly", "Monthly"
+    QUARTERLY = "quarterly", "Quarterly"
+    YEARLY = "yearly", "Yearly"
+
+
+class TriggerMode(models.TextChoices):
+    CALENDAR = "calendar", "Calendar"
+    THRESHOLD = "threshold", "Threshold (drift bands)"
+    BOTH = "both", "Calendar and threshold"
+
+
+class LotMethod(models.TextChoices):
+    HIFO = "hifo", "Highest cost first"
+    FIFO = "fifo", "First in, first out"
+
+
+class RebalancePolicy(FirmOwnedModel):
+    """How and when to rebalance. The firm default applies unless a strategy or a
+    portfolio names another (portfolio over strategy over firm)."""
+
+    objects = FirmScopedManager["RebalancePolicy"]()
+
+    name = models.CharField(max_length=200)
+    is_firm_default = models.BooleanField(default=False)
+    trigger_mode = models.CharField(
+        max_length=16, choices=TriggerMode.choices, default=TriggerMode.BOTH
+    )
+    calendar = models.CharField(max_length=16, choices=Calendar.choices, default=Calendar.QUARTERLY)
+    abs_band = models.DecimalField(
+        **SHARE, null=True, blank=True, default=Decimal("0.05"), help_text="Weight units."
+    )
+    rel_band = models.DecimalField(
+        **SHARE, null=True, blank=True, default=Decimal("0.25"), help_text="Share of target."
+    )
+    to_band_edge = models.BooleanField(default=False)
+    cash_target = models.DecimalField(**SHARE, default=Decimal("0.01"))
+    cash_floor = models.DecimalField(**SHARE, default=Decimal("0.002"))
+    min_trade_value = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=Decimal("25.00")
+    )
+    cost_bps = models.DecimalField(max_digits=8, decimal_places=4, default=Decimal("0"))
+    cost_fixed = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=Decimal("0.00")
+    )
+    max_cost_ratio = models.DecimalField(**SHARE, default=Decimal("0.02"))
+    fractional = models.BooleanField(
+        default=True, help_text="Trade fractions where the asset allows them; else whole units."
+    )
+    buy_only_on_deposit = models.BooleanField(default=True)
+    sell_only_on_withdrawal = models.BooleanField(default=True)
+    lot_method = models.CharField(max_length=8, choices=LotMethod.choices, default=LotMethod.HIFO)
+    avoid_short_term_gains = models.BooleanField(default=False)
+    wash_sale_days = models.PositiveSmallIntegerField(default=30)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["firm", "name"], name="policy_firm_name_unique"),
+            models.UniqueConstraint(
+                fields=["firm"],
+                condition=models.Q(is_firm_default=True),
+                name="policy_one_firm_default",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cash_floor__lte=models.F("cash_target"))
+                & models.Q(cash_target__gte=0)
+                & models.Q(cash_target__lt=1),
+                name="policy_cash_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(abs_band__isnull=False)
+                | models.Q(rel_band__isnull=False)
+                | models.Q(trigger_mode="calendar"),
+                name="policy_threshold_needs_a_band",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunTrigger(models.TextChoices):
+    MANUAL = "manual", "Advisor"
+    CALENDAR = "calendar", "Calendar schedule"
+    DRIFT_SCAN = "drift_scan", "Daily drift scan"
+    CASH_FLOW = "cash_flow", "Deposit or withdrawal"
+    STRATEGY_CHANGE = "strategy_change", "Strategy change"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    COMPUTING = "computing", "Computing"
+    PREVIEW = "preview", "Preview"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    EXECUTING = "executing", "Executing"
+    DONE = "done", "Done"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+class RebalanceRun(FirmOwnedModel):
+    """One batch rebalance of a firm's book (or part of it)."""
+
+    objects = FirmScopedManager["RebalanceRun"]()
+
+    trigger = models.CharField(max_length=20, choices=RunTrigger.choices)
+    preview = models.BooleanField(
+        default=False, help_text="A preview computes and shows; it is never executed."
+    )
+    scope = models.JSONField(
+        default=dict, blank=True, help_text="{'portfolios': [...], 'households': [...]} or {}."
+    )
+    policy_snapshot = models.JSONField(
+        default=dict, help_text="Every policy used, by id, as it was when the run started."
+    )
+    prices_as_of = models.DateField()
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    portfolios_total = models.PositiveIntegerField(default=0)
+    portfolios_done = models.PositiveIntegerField(default=0)
+    portfolios_triggered = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    orders_count = models.PositiveIntegerField(default=0)
+    orders_blocked = models.PositiveIntegerField(default=0)
+    orders_held = models.PositiveIntegerField(default=0, help_text="Soft compliance failures.")
+    buy_value = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=Decimal("0")
+    )
+    sell_value = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=Decimal("0")
+    )
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per phase.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_label = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["firm", "status"], name="run_firm_status_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(portfolios_done__lte=models.F("portfolios_total")),
+                name="run_progress_bounded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} {self.status}"
+
+    @property
+    def progress(self) -> float:
+        if not self.portfolios_total:
+            return 1.0 if self.computed_at else 0.0
+        return self.portfolios_done / self.portfolios_total
+
+
+class RunPortfolioStatus(models.TextChoices):
+    NO_TRADE = "no_trade", "Inside its bands"
+    PROPOSED = "proposed", "Proposed"
+    BLOCKED = "blocked", "Blocked by compliance"
+    HELD = "held", "Needs a second approver"
+    AWAITING_CLIENT = "awaiting_client", "Needs the client's approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXECUTED = "executed", "Executed"
+
+
+class RunPortfolio(FirmOwnedModel):
+    """One portfolio's part in a run: its state, target, trigger, and the outcome."""
+
+    objects = FirmScopedManager["RunPortfolio"]()
+
+    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="portfolios")
+    portfolio = models.ForeignKey(
+        "portfolios.Portfolio", on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=RunPortfolioStatus.choices)
+    trigger = models.CharField(max_length=20, help_text="Engine trigger code name.")
+    policy_id_used = models.BigIntegerField(null=True, blank=True)
+    strategy_version = models.ForeignKey(
+        "portfolios.StrategyVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    target_signature = models.CharField(
+        max_length=64, blank=True, help_text="Customised version signature, blank if none."
+    )
+    nav = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    cash_before = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    cash_flow = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    cash_after = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    max_drift = models.DecimalField(max_digits=12, decimal_places=8)
+    turnover = models.DecimalField(max_digits=12, decimal_places=8)
+    compliance_outcome = models.SmallIntegerField(default=0)
+    state = models.JSONField(
+        default=dict,
+        help_text="Inputs as of the run, for replay: holdings, lots, prices, target weights.",
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["firm", "run", "portfolio"], name="runportfolio_run_portfolio_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["firm", "run", "status"], name="runportfolio_status_idx"),
+            models.Index(fields=["firm", "portfolio"], name="runportfolio_portfolio_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} portfolio {self.portfolio_id}"
+
+
+class OrderSide(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OrderStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    SKIPPED = "skipped", "Skipped"
+    BLOCKED = "blocked", "Blocked by compliance"
+    HELD = "held", "Needs a second approver"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    FILLED = "filled", "Filled"
+
+
+class Order(FirmOwnedModel):
+    """A trade a run proposed (or skipped, with the reason), and its fill."""
+
+    objects = FirmScopedManager["Order"]()
+
+    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="orders")
+    portfolio = models.ForeignKey(
+        "portfolios.Portfolio", on_delete=models.PROTECT, related_name="+"
+    )
+    asset = models.ForeignKey("portfolios.Asset", on_delete=models.PROTECT, related_name="+")
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
+    price = models.DecimalField(
+        max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, help_text="As-of price."
+    )
+    value = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    estimated_cost = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    reason = models.CharField(max_length=40, help_text="Engine reason code name.")
+    drift = models.DecimalField(max_digits=12, decimal_places=8)
+    band = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+    status = models.CharField(max_length=12, choices=OrderStatus.choices)
+    compliance_outcome = models.SmallIntegerField(default=0)
+    rule_ids = ArrayField(models.IntegerField(), default=list, blank=True)
+    rule_outcomes = ArrayField(
+        models.SmallIntegerField(),
+        default=list,
+        blank=True,
+        help_text="Outcome per rule, in rule_ids order (0 pass, 1 soft, 2 hard, 3 n/a).",
+    )
+    failures = models.JSONField(
+        default=list, blank=True, help_text="Measured value, limit and message of each failure."
+    )
+    fill_quantity = models.DecimalField(
+        max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, null=True, blank=True
+    )
+    fill_price = models.DecimalField(
+        max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, null=True, blank=True
+    )
+    fill_cost = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True
+    )
+    filled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["firm", "run", "portfolio", "asset"],
+                name="order_run_portfolio_asset_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(quantity__gte=0), name="order_quantity_nonneg"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["firm", "run", "status"], name="order_run_status_idx"),
+            models.Index(fields=["firm", "portfolio"], name="order_portfolio_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} of {self.asset_id}"
+
+
+class OrderLot(FirmOwnedModel):
+    """A tax lot a sell order consumes: which lot, how much, the gain it realises."""
+
+    objects = FirmScopedManager["OrderLot"]()
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lots")
+    lot = models.ForeignKey("portfolios.TaxLot", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
+    realised_gain = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    short_term = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["firm", "order", "lot"], name="orderlot_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} lot {self.lot_id}"
