@@ -20,3 +20,10 @@ class PortfoliosConfig(AppConfig):
         # The profile mapping points at strategies: it runs once they exist.
         if seed_strategy_mapping not in demo.FIRM_SEEDERS:
             demo.FIRM_SEEDERS.append(seed_strategy_mapping)
+
+        from portfolios import services_rebalance, tasks
+
+        if tasks.dispatch_chunks not in services_rebalance.CHUNK_DISPATCH:
+            services_rebalance.CHUNK_DISPATCH.append(tasks.dispatch_chunks)
+        if tasks.dispatch_execution not in services_rebalance.EXECUTE_DISPATCH:
+            services_rebalance.EXECUTE_DISPATCH.append(tasks.dispatch_execution)

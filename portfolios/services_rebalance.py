@@ -1,0 +1,988 @@
+"""Batch rebalancing: start a run, compute it chunk by chunk, decide, execute.
+
+The data flow of DESIGN.md: a :class:`RebalanceRun` fixes the policies, the target
+versions and the prices when it starts; its portfolios are split into chunks of a
+few thousand, one Celery task each. A chunk reads its state with one query per
+table, hands arrays to the engine (``portfolios.engine.rebalance``) and the rule
+checks (``compliance.rules``), and writes its run rows, orders, lots and audit
+events with staged COPY in one transaction. The unique (run, portfolio) constraint
+makes a retried or re-delivered chunk a no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.tenancy.context import require_firm
+from compliance import rules as compliance_rules
+from compliance.services.audit import AuditEntry, audit_record, audit_record_many
+from portfolios.bulk import staged_copy
+from portfolios.engine import rebalance as engine
+from portfolios.models import Portfolio, PortfolioStatus, PortfolioType
+from portfolios.models_holdings import (
+    CashFlow,
+    CashFlowKind,
+    CashFlowStatus,
+    Holding,
+    LedgerEntry,
+    LedgerKind,
+    TaxLot,
+)
+from portfolios.models_market import Asset, AssetClass, Price, PriceStatus
+from portfolios.models_rebalance import (
+    LotMethod,
+    OrderSide,
+    OrderStatus,
+    RebalancePolicy,
+    RebalanceRun,
+    RunPortfolio,
+    RunPortfolioStatus,
+    RunStatus,
+    RunTrigger,
+    TriggerMode,
+)
+from portfolios.models_strategy import StrategyVersion
+
+CHUNK_SIZE = 2000
+CENT = Decimal("0.01")
+DRIFT_QUANTUM = Decimal("0.00000001")
+WHOLE_UNIT_STEP = Decimal(1)
+# The simulated broker's slippage is a cost the engine must reserve cash for.
+SLIPPAGE_RESERVE_BPS = 3.0
+
+#: Called with (firm_id, run_id, chunks) after the run commits; the tasks module
+#: registers the Celery fan-out. Kept as a hook so the domain never imports tasks.
+CHUNK_DISPATCH: list[Callable[[int, int, list[list[int]]], None]] = []
+EXECUTE_DISPATCH: list[Callable[[int, int, list[list[int]]], None]] = []
+
+
+class RebalanceError(Exception):
+    """A run that cannot start or change state; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def rebalance_policy_default(*, firm_id: int) -> RebalancePolicy:
+    """The firm's default policy, created with the platform defaults when missing."""
+    policy = RebalancePolicy.objects.filter(is_firm_default=True).first()
+    if policy is not None:
+        return policy
+    with transaction.atomic():
+        policy, _ = RebalancePolicy.objects.get_or_create(
+            is_firm_default=True, defaults={"name": "Firm default", "firm_id": firm_id}
+        )
+    return policy
+
+
+def policy_snapshot(policy: RebalancePolicy) -> dict[str, Any]:
+    fields = [
+        "name",
+        "trigger_mode",
+        "calendar",
+        "abs_band",
+        "rel_band",
+        "to_band_edge",
+        "cash_target",
+        "cash_floor",
+        "min_trade_value",
+        "cost_bps",
+        "cost_fixed",
+        "max_cost_ratio",
+        "fractional",
+        "buy_only_on_deposit",
+        "sell_only_on_withdrawal",
+        "lot_method",
+        "avoid_short_term_gains",
+        "wash_sale_days",
+    ]
+    out: dict[str, Any] = {"id": policy.pk}
+    for name in fields:
+        value = getattr(policy, name)
+        out[name] = str(value) if isinstance(value, Decimal) else value
+    return out
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def engine_policy(snapshot: dict[str, Any]) -> engine.Policy:
+    """The engine's policy for a stored snapshot (floats only from here on)."""
+    threshold = snapshot["trigger_mode"] != TriggerMode.CALENDAR
+    return engine.Policy(
+        abs_band=_opt_float(snapshot["abs_band"]) if threshold else None,
+        rel_band=_opt_float(snapshot["rel_band"]) if threshold else None,
+        to_band_edge=bool(snapshot["to_band_edge"]),
+        cash_target=float(snapshot["cash_target"]),
+        cash_floor=float(snapshot["cash_floor"]),
+        min_trade_value=float(snapshot["min_trade_value"]),
+        cost_bps=float(snapshot["cost_bps"]) + SLIPPAGE_RESERVE_BPS,
+        cost_fixed=float(snapshot["cost_fixed"]) + 0.01,
+        max_cost_ratio=float(snapshot["max_cost_ratio"]),
+        buy_only_on_deposit=bool(snapshot["buy_only_on_deposit"]),
+        sell_only_on_withdrawal=bool(snapshot["sell_only_on_withdrawal"]),
+        highest_cost_first=snapshot["lot_method"] == LotMethod.HIFO,
+        avoid_short_term_gains=bool(snapshot["avoid_short_term_gains"]),
+        wash_sale_days=int(snapshot["wash_sale_days"]),
+    )
+
+
+# --------------------------------------------------------------------------- start
+
+
+def _scope_portfolio_ids(
+    *, portfolio_ids: Sequence[int] | None, household_ids: Sequence[int] | None
+) -> list[int]:
+    portfolios = Portfolio.objects.filter(status=PortfolioStatus.OPEN, strategy__isnull=False)
+    if portfolio_ids is not None:
+        portfolios = portfolios.filter(pk__in=list(portfolio_ids))
+    if household_ids is not None:
+        portfolios = portfolios.filter(client__household_id__in=list(household_ids))
+    return list(portfolios.order_by("pk").values_list("pk", flat=True))
+
+
+def _latest_prices(
+    *, asset_ids: Iterable[int], as_of: dt.date
+) -> dict[int, tuple[Decimal, dt.date]]:
+    """The latest usable (status ok) close on or before ``as_of`` of each asset."""
+    ids = sorted(set(asset_ids))
+    if not ids:
+        return {}
+    rows = (
+        Price.objects.filter(asset_id__in=ids, date__lte=as_of, status=PriceStatus.OK)
+        .order_by("asset_id", "-date")
+        .distinct("asset_id")
+        .values_list("asset_id", "close", "date")
+    )
+    return {asset_id: (close, date) for asset_id, close, date in rows}
+
+
+def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> dict[str, Any]:
+    """Policies, target versions and prices the whole run uses, fixed at its start."""
+    default = rebalance_policy_default(firm_id=firm_id)
+    policies = {p.pk: policy_snapshot(p) for p in RebalancePolicy.objects.all()}
+    strategy_ids = set(
+        Portfolio.objects.filter(pk__in=portfolio_ids).values_list("strategy_id", flat=True)
+    )
+    versions = (
+        StrategyVersion.objects.filter(strategy_id__in=strategy_ids)
+        .order_by("strategy_id", "-number")
+        .distinct("strategy_id")
+        .values_list("strategy_id", "pk", "weights")
+    )
+    version_of = {sid: vid for sid, vid, _ in versions}
+    symbols = {symbol for _, _, weights in versions for symbol in weights}
+    target_assets = set(Asset.objects.filter(symbol__in=symbols).values_list("pk", flat=True))
+    held_assets = set(
+        Holding.objects.filter(portfolio_id__in=portfolio_ids)
+        .values_list("asset_id", flat=True)
+        .distinct()
+    )
+    prices = _latest_prices(asset_ids=target_assets | held_assets, as_of=as_of)
+    return {
+        "default_policy": default.pk,
+        "policies": {str(k): v for k, v in policies.items()},
+        "versions": {str(k): v for k, v in version_of.items()},
+        "prices": {str(k): [str(close), date.isoformat()] for k, (close, date) in prices.items()},
+    }
+
+
+def rebalance_run_start(
+    *,
+    trigger: str,
+    actor: User | None = None,
+    actor_label: str = "",
+    preview: bool = False,
+    portfolio_ids: Sequence[int] | None = None,
+    household_ids: Sequence[int] | None = None,
+    as_of: dt.date | None = None,
+    force: bool | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> RebalanceRun:
+    """Create a run over the scope (the whole book when no ids) and fan out its chunks
+    after commit. ``force`` trades portfolios inside their bands too (default: only
+    for calendar runs)."""
+    firm = require_firm()
+    if trigger not in RunTrigger.values:
+        raise RebalanceError("trigger", f"unknown trigger {trigger!r}")
+    if chunk_size < 1:
+        raise RebalanceError("chunk_size", "must be at least 1")
+    as_of = as_of or timezone.localdate()
+    ids = _scope_portfolio_ids(portfolio_ids=portfolio_ids, household_ids=household_ids)
+    if portfolio_ids is not None and not ids:
+        raise RebalanceError("portfolios", "no open portfolio following a strategy in scope")
+    inputs = _run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk)
+    inputs["force"] = trigger == RunTrigger.CALENDAR if force is None else bool(force)
+    scope: dict[str, Any] = {}
+    if portfolio_ids is not None:
+        scope["portfolios"] = sorted(set(portfolio_ids))
+    if household_ids is not None:
+        scope["households"] = sorted(set(household_ids))
+    chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
+    label = actor_label or (actor.get_username() if actor else "system")
+    with transaction.atomic():
+        run = RebalanceRun.objects.create(
+            trigger=trigger,
+            preview=preview,
+            scope=scope,
+            policy_snapshot=inputs,
+            prices_as_of=as_of,
+            status=RunStatus.COMPUTING if chunks else RunStatus.DONE,
+            portfolios_total=len(ids),
+            chunks_total=len(chunks),
+            created_by=actor,
+            created_label=label,
+            started_at=timezone.now(),
+            computed_at=None if chunks else timezone.now(),
+            finished_at=None if chunks else timezone.now(),
+        )
+        audit_record(
+            action="rebalance.run_started",
+            actor=actor,
+            actor_label=label,
+            object_type="rebalance_run",
+            object_id=run.pk,
+            run_id=str(run.pk),
+            payload={
+                "trigger": trigger,
+                "preview": preview,
+                "scope": scope,
+                "portfolios": len(ids),
+                "chunks": len(chunks),
+                "prices_as_of": as_of.isoformat(),
+                "versions": inputs["versions"],
+                "policies": sorted(inputs["policies"]),
+                "force": inputs["force"],
+            },
+        )
+        firm_id, run_id = firm.pk, run.pk
+        transaction.on_commit(lambda: _dispatch(CHUNK_DISPATCH, firm_id, run_id, chunks))
+    return run
+
+
+def _dispatch(
+    hooks: list[Callable[[int, int, list[list[int]]], None]],
+    firm_id: int,
+    run_id: int,
+    chunks: list[list[int]],
+) -> None:
+    if not chunks:
+        return
+    for hook in hooks:
+        hook(firm_id, run_id, chunks)
+
+
+# --------------------------------------------------------------------------- chunk
+
+
+@dataclasses.dataclass
+class ChunkState:
+    """Everything one chunk reads, as arrays over its portfolios x the run's assets."""
+
+    portfolio_ids: np.ndarray
+    client_ids: np.ndarray
+    household_ids: np.ndarray
+    strategy_ids: np.ndarray
+    policy_ids: np.ndarray
+    discretionary: np.ndarray
+    taxable: np.ndarray
+    cash: list[Decimal]
+    cash_flow: list[Decimal]
+    flow_ids: list[list[int]]
+    asset_ids: np.ndarray
+    symbols: list[str]
+    prices: list[Decimal]
+    price_dates: list[str]
+    fractional: np.ndarray
+    quantity_step: list[Decimal]
+    asset_class: list[str]
+    sector: list[str]
+    holdings: np.ndarray
+    held: dict[tuple[int, int], Decimal]
+    target_index: np.ndarray
+    targets: np.ndarray
+    target_keys: list[int]
+    lot_ids: np.ndarray
+    lot_portfolio: np.ndarray
+    lot_asset: np.ndarray
+    lot_quantity: np.ndarray
+    lot_unit_cost: np.ndarray
+    lot_acquired: np.ndarray
+    recent_loss_sale: np.ndarray
+    recent_purchase: np.ndarray
+
+
+def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkState:
+    inputs = run.policy_snapshot
+    rows = list(
+        Portfolio.objects.filter(pk__in=list(portfolio_ids))
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "client_id",
+            "client__household_id",
+            "strategy_id",
+            "rebalance_policy_id",
+            "strategy__rebalance_policy_id",
+            "discretionary",
+            "account_type",
+            "cash",
+        )
+    )
+    n = len(rows)
+    pids = np.array([r[0] for r in rows], dtype=np.int64)
+    index_of = {int(pid): i for i, pid in enumerate(pids)}
+    default_policy = int(inputs["default_policy"])
+    policies = inputs["policies"]
+
+    def policy_for(own: int | None, strategy_policy: int | None) -> int:
+        for candidate in (own, strategy_policy):
+            if candidate is not None and str(candidate) in policies:
+                return candidate
+        return default_policy
+
+    # Assets: everything priced for the run; a position without a usable price is an error.
+    price_map = {int(k): v for k, v in inputs["prices"].items()}
+    asset_rows = list(
+        Asset.objects.filter(pk__in=list(price_map))
+        .order_by("pk")
+        .values_list("pk", "symbol", "fractional", "quantity_step", "asset_class", "sector")
+    )
+    asset_ids = np.array([a[0] for a in asset_rows], dtype=np.int64)
+    col = {int(a): j for j, a in enumerate(asset_ids)}
+    col_of_symbol = {a[1]: j for j, a in enumerate(asset_rows)}
+    n_assets = len(asset_rows)
+
+    holdings = np.zeros((n, n_assets))
+    held: dict[tuple[int, int], Decimal] = {}
+    for pid, aid, qty in Holding.objects.filter(portfolio_id__in=pids.tolist()).values_list(
+        "portfolio_id", "asset_id", "quantity"
+    ):
+        if aid not in col:
+            raise RebalanceError("prices", f"no usable price for asset {aid} held by {pid}")
+        i, j = index_of[pid], col[aid]
+        holdings[i, j] = float(qty)
+        held[(i, j)] = qty
+
+    flows: dict[int, Decimal] = defaultdict(Decimal)
+    flow_ids: dict[int, list[int]] = defaultdict(list)
+    for fid, pid, kind, amount in CashFlow.objects.filter(
+        portfolio_id__in=pids.tolist(),
+        status=CashFlowStatus.PENDING,
+        requested_at__lte=run.started_at or timezone.now(),
+    ).values_list("pk", "portfolio_id", "kind", "amount"):
+        flows[pid] += amount if kind == CashFlowKind.DEPOSIT else -amount
+        flow_ids[pid].append(fid)
+
+    # Targets: one row per distinct target (the strategy's version fixed by the run).
+    versions = {int(k): int(v) for k, v in inputs["versions"].items()}
+    weights_of = dict(
+        StrategyVersion.objects.filter(pk__in=list(versions.values())).values_list("pk", "weights")
+    )
+    target_keys = sorted(weights_of)
+    targets = np.zeros((max(len(target_keys), 1), n_assets))
+    for t, vid in enumerate(target_keys):
+        for symbol, weight in weights_of[vid].items():
+            if symbol not in col_of_symbol:
+                raise RebalanceError("prices", f"no usable price for {symbol} (version {vid})")
+            targets[t, col_of_symbol[symbol]] = float(weight)
+    row_of_version = {vid: t for t, vid in enumerate(target_keys)}
+    target_index = np.zeros(n, dtype=np.int64)
+    for i, r in enumerate(rows):
+        version = versions.get(r[3])
+        if version is None:
+            raise RebalanceError("strategy", f"portfolio {r[0]}'s strategy has no model version")
+        target_index[i] = row_of_version[version]
+
+    taxable = np.array([r[7] == PortfolioType.TAXABLE for r in rows], dtype=bool)
+    lot_rows = list(
+        TaxLot.objects.filter(portfolio_id__in=pids[taxable].tolist(), quantity__gt=0)
+        .order_by("pk")
+        .values_list("pk", "portfolio_id", "asset_id", "quantity", "unit_cost", "acquired_on")
+    )
+    households = np.array([r[2] for r in rows], dtype=np.int64)
+
+    # Wash-sale history of the households, from the ledger.
+    policy_days = max(int(p["wash_sale_days"]) for p in policies.values())
+    since = run.prices_as_of - dt.timedelta(days=policy_days)
+    loss_sales: set[tuple[int, int]] = set()
+    purchases: set[tuple[int, int]] = set()
+    for household, aid, kind in (
+        LedgerEntry.objects.filter(
+            household_id__in=sorted(set(households.tolist())),
+            trade_date__gte=since,
+            trade_date__lte=run.prices_as_of,
+        )
+        .filter(Q(kind=LedgerKind.BUY) | Q(kind=LedgerKind.SELL, realised_gain__lt=0))
+        .values_list("household_id", "asset_id", "kind")
+        .distinct()
+    ):
+        (purchases if kind == LedgerKind.BUY else loss_sales).add((household, aid))
+    rows_of_household: dict[int, list[int]] = defaultdict(list)
+    for i, household in enumerate(households.tolist()):
+        rows_of_household[household].append(i)
+    recent_loss_sale = np.zeros((n, n_assets), dtype=bool)
+    recent_purchase = np.zeros((n, n_assets), dtype=bool)
+    for pairs, matrix in ((loss_sales, recent_loss_sale), (purchases, recent_purchase)):
+        for household, aid in pairs:
+            if aid in col:
+                matrix[rows_of_household[household], col[aid]] = True
+
+    return ChunkState(
+        portfolio_ids=pids,
+        client_ids=np.array([r[1] for r in rows], dtype=np.int64),
+        household_ids=households,
+        strategy_ids=np.array([r[3] for r in rows], dtype=np.int64),
+        policy_ids=np.array([policy_for(r[4], r[5]) for r in rows], dtype=np.int64),
+        discretionary=np.array([r[6] for r in rows], dtype=bool),
+        taxable=taxable,
+        cash=[r[8] for r in rows],
+        cash_flow=[flows.get(r[0], Decimal("0.00")) for r in rows],
+        flow_ids=[flow_ids.get(r[0], []) for r in rows],
+        asset_ids=asset_ids,
+        symbols=[a[1] for a in asset_rows],
+        prices=[Decimal(price_map[int(a)][0]) for a in asset_ids],
+        price_dates=[price_map[int(a)][1] for a in asset_ids],
+        fractional=np.array([a[2] for a in asset_rows], dtype=bool),
+        quantity_step=[a[3] for a in asset_rows],
+        asset_class=[a[4] for a in asset_rows],
+        sector=[a[5] or "" for a in asset_rows],
+        holdings=holdings,
+        held=held,
+        target_index=target_index,
+        targets=targets,
+        target_keys=target_keys,
+        lot_ids=np.array([r[0] for r in lot_rows], dtype=np.int64),
+        lot_portfolio=np.array([index_of[r[1]] for r in lot_rows], dtype=np.int64),
+        lot_asset=np.array([col[r[2]] for r in lot_rows], dtype=np.int64),
+        lot_quantity=np.array([float(r[3]) for r in lot_rows]),
+        lot_unit_cost=np.array([float(r[4]) for r in lot_rows]),
+        lot_acquired=np.array([r[5].toordinal() for r in lot_rows], dtype=np.int64),
+        recent_loss_sale=recent_loss_sale,
+        recent_purchase=recent_purchase,
+    )
+
+
+def _steps(state: ChunkState, snapshot: dict[str, Any]) -> list[Decimal]:
+    """Tradable quantity step per asset under a policy: whole units unless fractions
+    are allowed by both the policy and the asset (crypto trades in its own step)."""
+    out = []
+    for j, step in enumerate(state.quantity_step):
+        fractional = bool(state.fractional[j]) and (
+            snapshot["fractional"] or state.asset_class[j] in (AssetClass.CRYPTO,)
+        )
+        out.append(step if fractional and step > 0 else WHOLE_UNIT_STEP)
+    return out
+
+
+@dataclasses.dataclass
+class ChunkResult:
+    """The engine's and the rules' answers for a chunk, gathered over policy groups."""
+
+    proposals: list[tuple[np.ndarray, engine.Proposal, list[Decimal], dict[str, Any]]]
+
+
+def _run_engine(state: ChunkState, run: RebalanceRun) -> ChunkResult:
+    inputs = run.policy_snapshot
+    as_of = run.prices_as_of.toordinal()
+    proposals = []
+    prices = np.array([float(p) for p in state.prices])
+    for policy_id in sorted(set(state.policy_ids.tolist())):
+        snapshot = inputs["policies"][str(policy_id)]
+        rows = np.flatnonzero(state.policy_ids == policy_id)
+        steps = _steps(state, snapshot)
+        remap = np.full(len(state.portfolio_ids), -1, dtype=np.int64)
+        remap[rows] = np.arange(len(rows))
+        lot_mask = remap[state.lot_portfolio] >= 0 if len(state.lot_ids) else np.zeros(0, bool)
+        book = engine.BookState(
+            prices=prices,
+            quantity_step=np.array([float(s) for s in steps]),
+            holdings=state.holdings[rows],
+            cash=np.array([float(state.cash[i]) for i in rows]),
+            cash_flow=np.array([float(state.cash_flow[i]) for i in rows]),
+            target_index=state.target_index[rows],
+            targets=state.targets,
+            force=np.full(len(rows), bool(inputs.get("force", False))),
+            taxable=state.taxable[rows],
+            household=state.household_ids[rows],
+            lot_portfolio=remap[state.lot_portfolio[lot_mask]],
+            lot_asset=state.lot_asset[lot_mask],
+            lot_quantity=state.lot_quantity[lot_mask],
+            lot_unit_cost=state.lot_unit_cost[lot_mask],
+            lot_acquired=state.lot_acquired[lot_mask],
+            as_of=as_of,
+            recent_loss_sale=state.recent_loss_sale[rows],
+            recent_purchase=state.recent_purchase[rows],
+        )
+        proposal = engine.rebalance(book, engine_policy(snapshot))
+        lot_global = np.flatnonzero(lot_mask)
+        proposals.append((rows, proposal, steps, {"lot_global": lot_global, "book": book}))
+    return ChunkResult(proposals=proposals)
+
+
+def _dec(value: float, quantum: Decimal) -> Decimal:
+    return Decimal(repr(float(value))).quantize(quantum, ROUND_HALF_EVEN)
+
+
+def _quantity(value: float, step: Decimal) -> Decimal:
+    """An engine quantity (a float multiple of ``step``) as the exact Decimal multiple."""
+    units = round(float(value) / float(step))
+    return step * units if units else Decimal(0)
+
+
+def _rules_book(state: ChunkState, rows: np.ndarray, book: engine.BookState) -> Any:
+    classes = sorted(set(state.asset_class))
+    sectors = sorted({s for s in state.sector if s})
+    n = len(rows)
+    return compliance_rules.Book(
+        asset_class=np.array([classes.index(c) for c in state.asset_class], dtype=np.int64),
+        class_names=tuple(classes),
+        sector=np.array([sectors.index(s) if s else -1 for s in state.sector], dtype=np.int64),
+        sector_names=tuple(sectors),
+        symbols=tuple(state.symbols),
+        prices=book.prices,
+        holdings=book.holdings,
+        cash=book.cash,
+        cash_flow=book.cash_flow,
+        portfolio_client=state.client_ids[rows],
+        portfolio_household=state.household_ids[rows],
+        portfolio_strategy=state.strategy_ids[rows],
+        strategy_risk_level=np.full(n, -1, dtype=np.int64),
+        profile_band_low=np.full(n, -1, dtype=np.int64),
+        profile_band_high=np.full(n, -1, dtype=np.int64),
+        profile_risk_level=np.full(n, -1, dtype=np.int64),
+        profile_expires=np.full(n, -1, dtype=np.int64),
+        open_flags=np.zeros(n, dtype=np.int64),
+        kyc_complete=np.ones(n, dtype=bool),
+        client_restricted=np.zeros((n, len(state.symbols)), dtype=bool),
+        recent_loss_sale=book.recent_loss_sale,
+        recent_purchase=book.recent_purchase,
+        as_of=book.as_of,
+    )
+
+
+CompliancePolicy = Callable[[ChunkState, np.ndarray, engine.BookState], tuple[Any, Sequence[Any]]]
+
+
+def compliance_inputs_builtin(
+    state: ChunkState, rows: np.ndarray, book: engine.BookState
+) -> tuple[Any, Sequence[Any]]:
+    """The rule checks every run has: no short, no negative cash, restricted assets,
+    wash sales. (A firm's own rule sets plug in through ``COMPLIANCE_INPUTS``.)"""
+    return _rules_book(state, rows, book), compliance_rules.BUILTIN_RULES
+
+
+#: Replaced by the compliance app when firms configure their own rules.
+COMPLIANCE_INPUTS: list[CompliancePolicy] = [compliance_inputs_builtin]
+
+
+def _status_for(outcome: int, discretionary: bool, has_orders: bool) -> str:
+    if not has_orders:
+        return RunPortfolioStatus.NO_TRADE
+    if outcome == compliance_rules.Outcome.HARD_FAIL:
+        return RunPortfolioStatus.BLOCKED
+    if outcome == compliance_rules.Outcome.SOFT_FAIL:
+        return RunPortfolioStatus.HELD
+    return RunPortfolioStatus.PROPOSED if discretionary else RunPortfolioStatus.AWAITING_CLIENT
+
+
+ORDER_STATUS_OF = {
+    RunPortfolioStatus.BLOCKED: OrderStatus.BLOCKED,
+    RunPortfolioStatus.HELD: OrderStatus.HELD,
+    RunPortfolioStatus.PROPOSED: OrderStatus.PROPOSED,
+    RunPortfolioStatus.AWAITING_CLIENT: OrderStatus.PROPOSED,
+}
+
+
+def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dict[str, Any]:
+    """Compute one chunk of a run and write it, in one transaction. A chunk whose
+    portfolios already have their run rows (a retry, a re-delivery) does nothing."""
+    firm = require_firm()
+    started = time.perf_counter()
+    with transaction.atomic():
+        run = RebalanceRun.objects.get(pk=run_id)
+        if RunPortfolio.objects.filter(run=run, portfolio_id__in=list(portfolio_ids)).exists():
+            return {"skipped": True}
+        state = _chunk_load(run=run, portfolio_ids=portfolio_ids)
+        loaded = time.perf_counter()
+        result = _run_engine(state, run)
+        computed = time.perf_counter()
+        counts = _chunk_write(run=run, state=state, result=result, firm_id=firm.pk)
+        written = time.perf_counter()
+        counts["timings"] = {
+            "load": loaded - started,
+            "engine": computed - loaded,
+            "write": written - computed,
+        }
+        _chunk_count(run=run, counts=counts)
+    return counts
+
+
+def _chunk_write(
+    *, run: RebalanceRun, state: ChunkState, result: ChunkResult, firm_id: int
+) -> dict[str, Any]:
+    run_rows: list[tuple[Any, ...]] = []
+    order_rows: list[tuple[Any, ...]] = []
+    lot_rows_by_key: dict[tuple[int, int], list[tuple[int, Decimal, Decimal, bool]]] = {}
+    audit: list[AuditEntry] = []
+    counts = {
+        "portfolios": 0,
+        "triggered": 0,
+        "orders": 0,
+        "blocked": 0,
+        "held": 0,
+        "buy_value": Decimal(0),
+        "sell_value": Decimal(0),
+    }
+    price_of = state.prices
+    lots_of: dict[int, list[int]] = defaultdict(list)
+    for lot_id, i in zip(state.lot_ids.tolist(), state.lot_portfolio.tolist(), strict=True):
+        lots_of[i].append(lot_id)
+    for rows, proposal, steps, extra in result.proposals:
+        book: engine.BookState = extra["book"]
+        proposed = proposal.order_status == 0
+        live = np.flatnonzero(proposed)
+        rules_book, rule_set = COMPLIANCE_INPUTS[-1](state, rows, book)
+        orders_in = compliance_rules.Orders(
+            portfolio=proposal.order_portfolio[live],
+            asset=proposal.order_asset[live],
+            side=proposal.order_side[live],
+            quantity=proposal.order_quantity[live],
+            value=proposal.order_value[live],
+            cost=proposal.order_cost[live],
+            realised_loss=_realised_loss(proposal, live),
+        )
+        evaluation = compliance_rules.evaluate(rules_book, orders_in, rule_set)
+        rule_ids = [int(r) for r in evaluation.rule_ids]
+        eval_row = np.full(len(proposal.order_portfolio), -1, dtype=np.int64)
+        eval_row[live] = np.arange(len(live))
+        has_orders = np.zeros(len(rows), dtype=bool)
+        has_orders[proposal.order_portfolio[live]] = True
+        # A cash flow is booked when the portfolio executes, even with nothing to trade.
+        has_orders |= np.array([state.cash_flow[i] != 0 for i in rows.tolist()], dtype=bool)
+        statuses = [
+            _status_for(
+                int(evaluation.portfolio_outcome[k]),
+                bool(state.discretionary[rows[k]]),
+                bool(has_orders[k]),
+            )
+            for k in range(len(rows))
+        ]
+        names = {int(t): t.name for t in engine.Trigger}
+        reasons = {int(r): r.name for r in engine.Reason}
+        for k, i in enumerate(rows.tolist()):
+            pid = int(state.portfolio_ids[i])
+            snapshot = _portfolio_state(state, i, lots_of)
+            run_rows.append(
+                (
+                    firm_id,
+                    run.pk,
+                    pid,
+                    statuses[k],
+                    names[int(proposal.trigger[k])],
+                    int(state.policy_ids[i]),
+                    int(state.target_keys[int(state.target_index[i])]),
+                    "",
+                    _dec(proposal.nav[k], CENT),
+                    state.cash[i],
+                    state.cash_flow[i],
+                    _dec(proposal.cash_after[k], CENT),
+                    _dec(proposal.max_drift[k], DRIFT_QUANTUM),
+                    _dec(proposal.turnover[k], DRIFT_QUANTUM),
+                    int(evaluation.portfolio_outcome[k]),
+                    json.dumps(snapshot),
+                )
+            )
+            counts["portfolios"] += 1
+            counts["triggered"] += int(bool(proposal.triggered[k]))
+        for o in range(len(proposal.order_portfolio)):
+            k = int(proposal.order_portfolio[o])
+            i = int(rows[k])
+            j = int(proposal.order_asset[o])
+            step = steps[j]
+            quantity = _quantity(proposal.order_quantity[o], step)
+            price = price_of[j]
+            value = (quantity * price).quantize(CENT, ROUND_HALF_EVEN)
+            e = int(eval_row[o])
+            if e < 0:
+                status = OrderStatus.SKIPPED
+                outcome, outcomes, failures = 0, [], []
+            else:
+                status = ORDER_STATUS_OF[statuses[k]]
+                outcome = int(evaluation.order_outcome[e])
+                outcomes = [int(x) for x in evaluation.outcomes[e]]
+                failures = [_failure_json(f) for f in evaluation.failures(e)]
+                counts["orders"] += 1
+                counts["blocked"] += int(status == OrderStatus.BLOCKED)
+                counts["held"] += int(status == OrderStatus.HELD)
+                side_key = "buy_value" if proposal.order_side[o] > 0 else "sell_value"
+                counts[side_key] += value
+            band = proposal.order_band[o]
+            order_rows.append(
+                (
+                    firm_id,
+                    run.pk,
+                    int(state.portfolio_ids[i]),
+                    int(state.asset_ids[j]),
+                    OrderSide.BUY if proposal.order_side[o] > 0 else OrderSide.SELL,
+                    quantity,
+                    price,
+                    value,
+                    _dec(proposal.order_cost[o], CENT),
+                    reasons[int(proposal.order_reason[o])],
+                    _dec(proposal.order_drift[o], DRIFT_QUANTUM),
+                    None if not np.isfinite(band) else _dec(band, DRIFT_QUANTUM),
+                    status,
+                    outcome,
+                    rule_ids if e >= 0 else [],
+                    outcomes,
+                    json.dumps(failures),
+                )
+            )
+        lot_global = extra["lot_global"]
+        for m in range(len(proposal.lot_order)):
+            o = int(proposal.lot_order[m])
+            k = int(proposal.order_portfolio[o])
+            i = int(rows[k])
+            j = int(proposal.order_asset[o])
+            lot = int(state.lot_ids[lot_global[int(proposal.lot_index[m])]])
+            lot_rows_by_key.setdefault(
+                (int(state.portfolio_ids[i]), int(state.asset_ids[j])), []
+            ).append(
+                (
+                    lot,
+                    _quantity(proposal.lot_sold_quantity[m], steps[j]),
+                    _dec(proposal.lot_realised_gain[m], CENT),
+                    bool(proposal.lot_short_term[m]),
+                )
+            )
+        for k, i in enumerate(rows.tolist()):
+            if statuses[k] == RunPortfolioStatus.NO_TRADE:
+                continue
+            mine = np.flatnonzero(proposal.order_portfolio == k)
+            audit.append(
+                AuditEntry(
+                    action="rebalance.portfolio_proposed",
+                    actor_label="rebalance",
+                    object_type="portfolio",
+                    object_id=int(state.portfolio_ids[i]),
+                    run_id=str(run.pk),
+                    payload={
+                        "status": statuses[k],
+                        "trigger": names[int(proposal.trigger[k])],
+                        "max_drift": f"{proposal.max_drift[k]:.6f}",
+                        "orders": [
+                            {
+                                "symbol": state.symbols[int(proposal.order_asset[o])],
+                                "side": "buy" if proposal.order_side[o] > 0 else "sell",
+                                "quantity": str(
+                                    _quantity(
+                                        proposal.order_quantity[o],
+                                        steps[int(proposal.order_asset[o])],
+                                    )
+                                ),
+                                "reason": reasons[int(proposal.order_reason[o])],
+                                "skipped": bool(proposal.order_status[o]),
+                            }
+                            for o in mine.tolist()
+                        ],
+                    },
+                    reasons=[reasons[int(proposal.order_reason[o])] for o in mine.tolist()],
+                )
+            )
+    staged_copy(
+        table="portfolios_runportfolio",
+        columns=[
+            "firm_id",
+            "run_id",
+            "portfolio_id",
+            "status",
+            "trigger",
+            "policy_id_used",
+            "strategy_version_id",
+            "target_signature",
+            "nav",
+            "cash_before",
+            "cash_flow",
+            "cash_after",
+            "max_drift",
+            "turnover",
+            "compliance_outcome",
+            "state",
+        ],
+        rows=run_rows,
+    )
+    inserted = staged_copy(
+        table="portfolios_order",
+        columns=[
+            "firm_id",
+            "run_id",
+            "portfolio_id",
+            "asset_id",
+            "side",
+            "quantity",
+            "price",
+            "value",
+            "estimated_cost",
+            "reason",
+            "drift",
+            "band",
+            "status",
+            "compliance_outcome",
+            "rule_ids",
+            "rule_outcomes",
+            "failures",
+        ],
+        rows=order_rows,
+        returning=["id", "portfolio_id", "asset_id"],
+    )
+    order_id_of = {(pid, aid): oid for oid, pid, aid in inserted}
+    staged_copy(
+        table="portfolios_orderlot",
+        columns=["firm_id", "order_id", "lot_id", "quantity", "realised_gain", "short_term"],
+        rows=[
+            (firm_id, order_id_of[key], lot, qty, gain, short)
+            for key, lots in lot_rows_by_key.items()
+            for lot, qty, gain, short in lots
+        ],
+    )
+    audit_record_many(entries=audit)
+    return counts
+
+
+def _realised_loss(proposal: engine.Proposal, live: np.ndarray) -> np.ndarray:
+    """Per live order: a sell whose lots realise a net loss."""
+    gain = np.zeros(len(proposal.order_portfolio))
+    if len(proposal.lot_order):
+        np.add.at(gain, proposal.lot_order, proposal.lot_realised_gain)
+    return (gain[live] < 0) & (proposal.order_side[live] < 0)
+
+
+def _failure_json(failure: Any) -> dict[str, Any]:
+    def num(x: Any) -> float | None:
+        x = float(x)
+        return None if not np.isfinite(x) else round(x, 8)
+
+    return {
+        "rule_id": int(failure.rule_id),
+        "kind": failure.kind,
+        "outcome": int(failure.outcome),
+        "measured": num(failure.measured),
+        "limit": num(failure.limit),
+        "message": failure.message,
+    }
+
+
+def _portfolio_state(state: ChunkState, i: int, lots_of: dict[int, list[int]]) -> dict[str, Any]:
+    """What replay needs of one portfolio: holdings, lots, cash and flows as read."""
+    held = {
+        str(int(state.asset_ids[j])): str(state.held[(i, j)])
+        for j in np.flatnonzero(state.holdings[i]).tolist()
+    }
+    lots = lots_of.get(i, []) if state.taxable[i] else []
+    return {
+        "holdings": held,
+        "cash": str(state.cash[i]),
+        "cash_flow": str(state.cash_flow[i]),
+        "flows": state.flow_ids[i],
+        "lots": lots,
+        "taxable": bool(state.taxable[i]),
+        "household": int(state.household_ids[i]),
+    }
+
+
+def _chunk_count(*, run: RebalanceRun, counts: dict[str, Any]) -> None:
+    """Add a chunk's counts to its run; the chunk that completes the run finalises it."""
+    RebalanceRun.objects.filter(pk=run.pk).update(
+        portfolios_done=F("portfolios_done") + counts["portfolios"],
+        portfolios_triggered=F("portfolios_triggered") + counts["triggered"],
+        chunks_done=F("chunks_done") + 1,
+        orders_count=F("orders_count") + counts["orders"],
+        orders_blocked=F("orders_blocked") + counts["blocked"],
+        orders_held=F("orders_held") + counts["held"],
+        buy_value=F("buy_value") + counts["buy_value"],
+        sell_value=F("sell_value") + counts["sell_value"],
+    )
+    run.refresh_from_db()
+    timings = dict(run.timings)
+    for phase, seconds in counts["timings"].items():
+        timings[phase] = round(timings.get(phase, 0.0) + seconds, 6)
+    RebalanceRun.objects.filter(pk=run.pk).update(timings=timings)
+    if run.chunks_done == run.chunks_total:
+        _run_computed(run)
+
+
+def _run_computed(run: RebalanceRun) -> None:
+    waiting = RunPortfolio.objects.filter(
+        run=run,
+        status__in=[
+            RunPortfolioStatus.PROPOSED,
+            RunPortfolioStatus.AWAITING_CLIENT,
+            RunPortfolioStatus.HELD,
+        ],
+    ).exists()
+    if run.preview:
+        status = RunStatus.PREVIEW
+    elif waiting:
+        status = RunStatus.AWAITING_APPROVAL
+    else:
+        status = RunStatus.DONE
+    now = timezone.now()
+    RebalanceRun.objects.filter(pk=run.pk).update(
+        status=status,
+        computed_at=now,
+        finished_at=now if status in (RunStatus.DONE, RunStatus.PREVIEW) else None,
+    )
+    audit_record(
+        action="rebalance.run_computed",
+        actor_label="rebalance",
+        object_type="rebalance_run",
+        object_id=run.pk,
+        run_id=str(run.pk),
+        payload={
+            "status": status,
+            "portfolios": run.portfolios_done,
+            "triggered": run.portfolios_triggered,
+            "orders": run.orders_count,
+            "blocked": run.orders_blocked,
+            "held": run.orders_held,
+            "buy_value": str(run.buy_value),
+            "sell_value": str(run.sell_value),
+        },
+    )
+
+
+def rebalance_run_fail(*, run_id: int, error: str) -> None:
+    """Mark a run failed (a chunk gave up after its retries); nothing of it executes."""
+    with transaction.atomic():
+        updated = RebalanceRun.objects.filter(
+            pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.COMPUTING, RunStatus.EXECUTING]
+        ).update(status=RunStatus.FAILED, error=error[:2000], finished_at=timezone.now())
+        if updated:
+            audit_record(
+                action="rebalance.run_failed",
+                actor_label="rebalance",
+                object_type="rebalance_run",
+                object_id=run_id,
+                run_id=str(run_id),
+                payload={"error": error[:2000]},
+            )
