@@ -58,14 +58,17 @@ def staged_copy(
 def staged_update(
     *,
     table: str,
-    key: str,
+    key: str | Sequence[str],
     columns: Sequence[tuple[str, str]],
     rows: Iterable[Sequence[Any]],
     assignments: str,
     using: str = "default",
 ) -> int:
     """Bulk UPDATE ``table`` from staged rows: ``UPDATE table t SET <assignments> FROM stage s
-    WHERE t.<key> = s.<key>``. ``columns`` are (name, SQL type) of the staged rows."""
+    WHERE t.<key> = s.<key>`` (every key column). ``columns`` are (name, SQL type) of the
+    staged rows."""
+    keys = [key] if isinstance(key, str) else list(key)
+    where = " AND ".join(f"t.{k} = s.{k}" for k in keys)
     stage = f"_stage_upd_{table}_{next(_stage_ids)}"
     definition = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
     names = ", ".join(name for name, _ in columns)
@@ -74,7 +77,7 @@ def staged_update(
         with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(f"UPDATE {table} t SET {assignments} FROM {stage} s WHERE t.{key} = s.{key}")
+        cursor.execute(f"UPDATE {table} t SET {assignments} FROM {stage} s WHERE {where}")
         count = int(cursor.rowcount)
         cursor.execute(f"DROP TABLE {stage}")
     return count

@@ -26,7 +26,7 @@ from compliance.services.audit import AuditEntry, audit_record, audit_record_man
 from portfolios.brokers import Fill, Ticket, broker_get
 from portfolios.bulk import staged_copy, staged_update
 from portfolios.models import Portfolio
-from portfolios.models_holdings import CashFlow, CashFlowStatus, Holding, LedgerKind, TaxLot
+from portfolios.models_holdings import CashFlow, CashFlowStatus, Holding, LedgerKind
 from portfolios.models_market import Asset
 from portfolios.models_rebalance import (
     Order,
@@ -59,8 +59,6 @@ def rebalance_run_approve(*, run: RebalanceRun, actor: User | None, note: str = 
     portfolios were approved."""
     if run.preview:
         raise RebalanceError("run", "a preview is never executed; start a run to trade")
-    if run.status != RunStatus.AWAITING_APPROVAL:
-        raise RebalanceError("status", f"the run is {run.get_status_display().lower()}")
     now = timezone.now()
     with transaction.atomic():
         locked = RebalanceRun.objects.select_for_update().get(pk=run.pk)
@@ -101,9 +99,10 @@ def rebalance_run_reject(*, run: RebalanceRun, actor: User | None, note: str) ->
     """Reject every proposal of the run still waiting; nothing of them executes."""
     if not note.strip():
         raise RebalanceError("note", "say why the run is rejected")
-    if run.status not in (RunStatus.AWAITING_APPROVAL, RunStatus.PREVIEW):
-        raise RebalanceError("status", f"the run is {run.get_status_display().lower()}")
     with transaction.atomic():
+        run = RebalanceRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in (RunStatus.AWAITING_APPROVAL, RunStatus.PREVIEW):
+            raise RebalanceError("status", f"the run is {run.get_status_display().lower()}")
         waiting = RunPortfolio.objects.filter(
             run=run, status__in=[*EXECUTABLE, RunPortfolioStatus.HELD]
         )
@@ -141,7 +140,7 @@ def run_portfolio_decide(
 ) -> RunPortfolio:
     """Approve (it executes) or reject one portfolio's proposal of a computed run; how
     non-discretionary portfolios are traded."""
-    run = run_portfolio.run
+    run = RebalanceRun.objects.get(pk=run_portfolio.run_id)
     if run.preview:
         raise RebalanceError("run", "a preview is never executed; start a run to trade")
     if run.status not in (
@@ -212,7 +211,9 @@ def rebalance_execute_chunk(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
         run = RebalanceRun.objects.get(pk=run_id)
         rps = list(
             RunPortfolio.objects.select_for_update()
-            .filter(run=run, portfolio_id__in=list(portfolio_ids), status=RunPortfolioStatus.APPROVED)
+            .filter(
+                run=run, portfolio_id__in=list(portfolio_ids), status=RunPortfolioStatus.APPROVED
+            )
             .order_by("portfolio_id")
         )
         if not rps:
@@ -220,7 +221,8 @@ def rebalance_execute_chunk(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
             return {"executed": 0, "stale": 0}
         pids = [rp.portfolio_id for rp in rps]
         portfolios = {
-            p.pk: p for p in Portfolio.objects.select_for_update().filter(pk__in=pids).order_by("pk")
+            p.pk: p
+            for p in Portfolio.objects.select_for_update().filter(pk__in=pids).order_by("pk")
         }
         current: dict[int, dict[str, Decimal]] = defaultdict(dict)
         for pid, aid, qty in Holding.objects.filter(portfolio_id__in=pids).values_list(
@@ -317,7 +319,15 @@ def _execute(
         elif o.side == OrderSide.BUY and rp.state.get("taxable"):
             unit_cost = ((value + cost) / fill.quantity).quantize(QUANTITY, ROUND_HALF_EVEN)
             new_lots.append(
-                (firm_id, o.portfolio_id, o.asset_id, today, fill.quantity, fill.quantity, unit_cost)
+                (
+                    firm_id,
+                    o.portfolio_id,
+                    o.asset_id,
+                    today,
+                    fill.quantity,
+                    fill.quantity,
+                    unit_cost,
+                )
             )
         ledger.append(
             (
@@ -339,8 +349,22 @@ def _execute(
         )
         if cost:
             ledger.append(
-                (firm_id, o.portfolio_id, household, LedgerKind.FEE, today, o.asset_id, None,
-                 None, -cost, None, run.pk, o.pk, "trading cost", now)
+                (
+                    firm_id,
+                    o.portfolio_id,
+                    household,
+                    LedgerKind.FEE,
+                    today,
+                    o.asset_id,
+                    None,
+                    None,
+                    -cost,
+                    None,
+                    run.pk,
+                    o.pk,
+                    "trading cost",
+                    now,
+                )
             )
         order_updates.append((o.pk, fill.quantity, fill.price, cost, now))
 
@@ -351,24 +375,28 @@ def _execute(
         signed = amount if kind == "deposit" else -amount
         cash_delta[pid] += signed
         ledger.append(
-            (firm_id, pid, int(rp_of[pid].state.get("household", 0)),
-             LedgerKind.DEPOSIT if kind == "deposit" else LedgerKind.WITHDRAWAL, today, None,
-             None, None, signed, None, run.pk, None, f"cash flow {fid}", now)
+            (
+                firm_id,
+                pid,
+                int(rp_of[pid].state.get("household", 0)),
+                LedgerKind.DEPOSIT if kind == "deposit" else LedgerKind.WITHDRAWAL,
+                today,
+                None,
+                None,
+                None,
+                signed,
+                None,
+                run.pk,
+                None,
+                f"cash flow {fid}",
+                now,
+            )
         )
     CashFlow.objects.filter(pk__in=flow_ids, status=CashFlowStatus.PENDING).update(
         status=CashFlowStatus.PROCESSED, processed_at=now, run=run
     )
 
-    if holding_rows:
-        staged_copy(
-            table="portfolios_holding",
-            columns=["firm_id", "portfolio_id", "asset_id", "quantity", "updated_at"],
-            rows=holding_rows,
-            on_conflict="ON CONFLICT (firm_id, portfolio_id, asset_id) DO UPDATE SET "
-            "quantity = portfolios_holding.quantity + EXCLUDED.quantity, "
-            "updated_at = EXCLUDED.updated_at",
-        )
-        Holding.objects.filter(portfolio_id__in=pids, quantity=0).delete()
+    _holdings_apply(holding_rows, pids=pids, firm_id=firm_id, now=now)
     if lot_updates:
         staged_update(
             table="portfolios_taxlot",
@@ -464,6 +492,36 @@ def _execute(
         ]
     )
     return len(pids)
+
+
+def _holdings_apply(
+    rows: list[tuple[Any, ...]], *, pids: list[int], firm_id: int, now: dt.datetime
+) -> None:
+    """Add the fills' signed quantities to the holdings: sells reduce existing rows,
+    buys add to a row or create it; rows that reach zero are deleted."""
+    delta: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for _, pid, aid, quantity, _ in rows:
+        delta[(pid, aid)] += quantity
+    reduce = [(pid, aid, q) for (pid, aid), q in delta.items() if q < 0]
+    add = [(firm_id, pid, aid, q, now) for (pid, aid), q in delta.items() if q > 0]
+    if reduce:
+        staged_update(
+            table="portfolios_holding",
+            key=["portfolio_id", "asset_id"],
+            columns=[("portfolio_id", "bigint"), ("asset_id", "bigint"), ("delta", "numeric")],
+            rows=reduce,
+            assignments="quantity = t.quantity + s.delta",
+        )
+    if add:
+        staged_copy(
+            table="portfolios_holding",
+            columns=["firm_id", "portfolio_id", "asset_id", "quantity", "updated_at"],
+            rows=add,
+            on_conflict="ON CONFLICT (firm_id, portfolio_id, asset_id) DO UPDATE SET "
+            "quantity = portfolios_holding.quantity + EXCLUDED.quantity, "
+            "updated_at = EXCLUDED.updated_at",
+        )
+    Holding.objects.filter(portfolio_id__in=pids, quantity=0).delete()
 
 
 def _run_maybe_done(run: RebalanceRun) -> None:

@@ -72,7 +72,7 @@ def rebalance_chunk_task(
     """Compute one chunk of a run (idempotent: a re-delivered chunk does nothing)."""
     try:
         return _chunk_compute(firm_id=firm_id, run_id=run_id, portfolio_ids=portfolio_ids)
-    except Exception as exc:  # noqa: BLE001 - every failure must end in a failed run
+    except Exception as exc:
         _retry_or_fail(self, exc, firm_id=firm_id, run_id=run_id)
         return None
 
@@ -90,7 +90,7 @@ def rebalance_execute_chunk_task(
     """Execute one chunk of approved proposals (idempotent: executed ones are skipped)."""
     try:
         return _chunk_execute(firm_id=firm_id, run_id=run_id, portfolio_ids=portfolio_ids)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _retry_or_fail(self, exc, firm_id=firm_id, run_id=run_id)
         return None
 
