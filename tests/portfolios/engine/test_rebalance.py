@@ -146,12 +146,12 @@ def test_deposit_falls_back_to_a_full_rebalance():
     assert p.flow_only[0]
     assert orders(p) == [(0, 1, BUY, 100.0, Reason.DEPOSIT_INVESTED)]
     # with buy-only switched off, an in-band deposit also rebalances fully
-    s = book([1, 1], [[640, 360]], [0], [[0.6, 0.4]], step=1, cash_flow=[100])
+    s = book([1, 1], [[640, 360]], [0], [[0.6, 0.4]], step=1, cash_flow=[20])
     p = rebalance(s, dataclasses.replace(NO_CASH, buy_only_on_deposit=False))
     assert not p.flow_only[0]
-    assert orders(p) == [
-        (0, 0, SELL, 10.0, Reason.REBALANCE_TO_TARGET),
-        (0, 1, BUY, 80.0, Reason.DEPOSIT_INVESTED),
+    assert orders(p) == [  # to 612 / 408
+        (0, 0, SELL, 28.0, Reason.REBALANCE_TO_TARGET),
+        (0, 1, BUY, 48.0, Reason.DEPOSIT_INVESTED),
     ]
 
 
