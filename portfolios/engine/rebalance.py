@@ -473,9 +473,7 @@ def rebalance(state: BookState, policy: Policy) -> Proposal:
         d_full = np.where(i.force[:, None], target_v, d_edge)
     else:
         d_full = target_v
-    desired = np.where(
-        triggered[:, None], np.where(flow_only[:, None], d_flow, d_full), value
-    )
+    desired = np.where(triggered[:, None], np.where(flow_only[:, None], d_flow, d_full), value)
 
     # -- wanted quantities, in steps
     hold_u = _floor_units(i.holdings / step)
@@ -608,9 +606,7 @@ def rebalance(state: BookState, policy: Policy) -> Proposal:
     # -- lot picks of the proposed sells (taxable portfolios only)
     final_sell = live_sells().reshape(-1)
     if policy.highest_cost_first:
-        order = np.lexsort(
-            (lot_ids, i.lot_acq[lot_ids], -i.lot_cost[lot_ids], disallowed, lg)
-        )
+        order = np.lexsort((lot_ids, i.lot_acq[lot_ids], -i.lot_cost[lot_ids], disallowed, lg))
     else:
         order = np.lexsort((lot_ids, i.lot_acq[lot_ids], disallowed, lg))
     g_s = lg[order]
@@ -666,7 +662,8 @@ def rebalance(state: BookState, policy: Policy) -> Proposal:
     val = qty * px[oa]
     skip_f = skip.reshape(-1)[cells]
     reason = np.where(
-        is_main, np.where(skip_f == 0, intent.reshape(-1)[cells], skip_f),
+        is_main,
+        np.where(skip_f == 0, intent.reshape(-1)[cells], skip_f),
         red_reason.reshape(-1)[cells],
     ).astype(np.int8)
     status = np.where(is_main & (skip_f == 0), OrderStatus.PROPOSED, OrderStatus.SKIPPED)

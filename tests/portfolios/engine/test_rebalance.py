@@ -91,7 +91,7 @@ def test_cash_target_applies_on_top_of_the_targets():
     s = book([1, 1], [[600, 400]], [0], [[0.6, 0.4]], step=1, force=[True])
     p = rebalance(s, Policy(cash_target=0.05))
     np.testing.assert_allclose(p.target_weight[0], [0.57, 0.38])
-    assert p.trigger[0] == Trigger.FORCED == Trigger.CALENDAR
+    assert p.trigger[0] == Trigger.CALENDAR
     assert orders(p) == [(0, 0, SELL, 30.0, Reason.CALENDAR), (0, 1, SELL, 20.0, 6)]
     assert p.cash_after[0] == pytest.approx(50)
 
@@ -365,7 +365,7 @@ def test_enums_describe_themselves():
         assert member.skipped == (member >= 10)
     for trigger in Trigger:
         assert trigger.describe()
-    assert Trigger.CALENDAR is Trigger.FORCED
+    assert Trigger["FORCED"] is Trigger["CALENDAR"]
     assert OrderStatus.SKIPPED.describe().startswith("skipped")
 
 
