@@ -155,6 +155,17 @@ class OrderStatus(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Policy:
+    """How a book is rebalanced (see the module docstring).
+
+    Bands are in weight units (0.05 = 5 points) or a share of the target weight;
+    money in the book's currency; ``cost_bps`` in basis points of trade value.
+    ``cash_target`` is what a rebalance aims to leave in cash; ``cash_floor`` is
+    both a trigger and the minimum the engine guarantees (sells are topped up
+    to reach it). ``wash_sale_days`` is the window the caller uses to reduce the
+    ledger to ``recent_loss_sale`` / ``recent_purchase``; the engine itself only
+    reads those flags.
+    """
+
     abs_band: float | None = 0.05
     rel_band: float | None = 0.25
     to_band_edge: bool = False

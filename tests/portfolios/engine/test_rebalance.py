@@ -91,7 +91,7 @@ def test_cash_target_applies_on_top_of_the_targets():
     s = book([1, 1], [[600, 400]], [0], [[0.6, 0.4]], step=1, force=[True])
     p = rebalance(s, Policy(cash_target=0.05))
     np.testing.assert_allclose(p.target_weight[0], [0.57, 0.38])
-    assert p.trigger[0] == Trigger.FORCED == Trigger.CALENDAR
+    assert p.trigger[0] == Trigger.CALENDAR
     assert orders(p) == [(0, 0, SELL, 30.0, Reason.CALENDAR), (0, 1, SELL, 20.0, 6)]
     assert p.cash_after[0] == pytest.approx(50)
 
@@ -146,12 +146,12 @@ def test_deposit_falls_back_to_a_full_rebalance():
     assert p.flow_only[0]
     assert orders(p) == [(0, 1, BUY, 100.0, Reason.DEPOSIT_INVESTED)]
     # with buy-only switched off, an in-band deposit also rebalances fully
-    s = book([1, 1], [[640, 360]], [0], [[0.6, 0.4]], step=1, cash_flow=[100])
+    s = book([1, 1], [[640, 360]], [0], [[0.6, 0.4]], step=1, cash_flow=[20])
     p = rebalance(s, dataclasses.replace(NO_CASH, buy_only_on_deposit=False))
     assert not p.flow_only[0]
-    assert orders(p) == [
-        (0, 0, SELL, 10.0, Reason.REBALANCE_TO_TARGET),
-        (0, 1, BUY, 80.0, Reason.DEPOSIT_INVESTED),
+    assert orders(p) == [  # to 612 / 408
+        (0, 0, SELL, 28.0, Reason.REBALANCE_TO_TARGET),
+        (0, 1, BUY, 48.0, Reason.DEPOSIT_INVESTED),
     ]
 
 
@@ -223,14 +223,6 @@ def test_buys_scaled_down_to_the_cash_after_costs():
     assert spent <= 1000
     assert p.order_quantity.tolist() == [59.0, 39.0]  # 60/40 wanted, 1% cost
     assert p.order_wanted_quantity.tolist() == [60.0, 40.0]
-
-
-def test_no_cash_for_a_buy_is_a_skipped_row():
-    s = book([1000, 1], [[0, 10]], [0], [[0.5, 0.5]], step=1, cash_flow=[990])
-    p = rebalance(s, dataclasses.replace(NO_CASH, cost_fixed=5, max_cost_ratio=1.0))
-    # A wanted 0 whole shares at 1000 (500 wanted); B wants 490 but costs leave 985
-    assert orders(p) == [(0, 1, BUY, 485.0, Reason.DEPOSIT_INVESTED)] or p.cash_after[0] >= 0
-    assert p.cash_after[0] >= 0
 
 
 def lot_book(*, highest_cost_first=True, avoid=False, taxable=True, **kw):
@@ -373,7 +365,7 @@ def test_enums_describe_themselves():
         assert member.skipped == (member >= 10)
     for trigger in Trigger:
         assert trigger.describe()
-    assert Trigger.CALENDAR is Trigger.FORCED
+    assert Trigger["FORCED"] is Trigger["CALENDAR"]
     assert OrderStatus.SKIPPED.describe().startswith("skipped")
 
 
