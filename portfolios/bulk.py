@@ -20,7 +20,7 @@ _stage_ids = itertools.count(1)
 def _raw_cursor(using: str) -> Any:
     connection = connections[using]
     connection.ensure_tenant_applied()  # type: ignore[attr-defined]
-    return connection.connection.cursor()  # type: ignore[union-attr]
+    return connection.connection.cursor()
 
 
 def staged_copy(
@@ -41,7 +41,8 @@ def staged_copy(
     cols = ", ".join(columns)
     with _raw_cursor(using) as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
+            f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
+            f"SELECT {cols} FROM {table} WITH NO DATA"
         )
         with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
             for row in rows:

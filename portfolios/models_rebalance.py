@@ -9,6 +9,7 @@ portfolio and its :class:`Order` rows in one transaction, and the unique
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -38,7 +39,7 @@ __all__ = [
     "TriggerMode",
 ]
 
-SHARE = {"max_digits": 9, "decimal_places": 6}
+SHARE: dict[str, Any] = {"max_digits": 9, "decimal_places": 6}
 
 
 class Calendar(models.TextChoices):

@@ -229,7 +229,8 @@ def rebalance_execute_chunk(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
             "portfolio_id", "asset_id", "quantity"
         ):
             current[pid][str(aid)] = qty
-        fresh, stale = [], []
+        fresh: list[RunPortfolio] = []
+        stale: list[RunPortfolio] = []
         for rp in rps:
             (stale if _stale(rp, current, portfolios[rp.portfolio_id].cash) else fresh).append(rp)
         if stale:
@@ -297,7 +298,11 @@ def _execute(
         lots_of[ol.order_id].append(ol)
 
     cash_delta: dict[int, Decimal] = defaultdict(Decimal)
-    holding_rows, lot_updates, new_lots, ledger, order_updates = [], [], [], [], []
+    holding_rows: list[tuple[Any, ...]] = []
+    lot_updates: list[tuple[Any, ...]] = []
+    new_lots: list[tuple[Any, ...]] = []
+    ledger: list[tuple[Any, ...]] = []
+    order_updates: list[tuple[Any, ...]] = []
     for o in orders:
         fill: Fill | None = fills.get(o.pk)
         if fill is None:  # the broker has not filled it (yet): stays approved

@@ -605,7 +605,7 @@ def _status_for(outcome: int, discretionary: bool, has_orders: bool) -> str:
     return RunPortfolioStatus.PROPOSED if discretionary else RunPortfolioStatus.AWAITING_CLIENT
 
 
-ORDER_STATUS_OF = {
+ORDER_STATUS_OF: dict[str, str] = {
     RunPortfolioStatus.BLOCKED: OrderStatus.BLOCKED,
     RunPortfolioStatus.HELD: OrderStatus.HELD,
     RunPortfolioStatus.PROPOSED: OrderStatus.PROPOSED,
@@ -644,7 +644,7 @@ def _chunk_write(
     order_rows: list[tuple[Any, ...]] = []
     lot_rows_by_key: dict[tuple[int, int], list[tuple[int, Decimal, Decimal, bool]]] = {}
     audit: list[AuditEntry] = []
-    counts = {
+    counts: dict[str, Any] = {
         "portfolios": 0,
         "triggered": 0,
         "orders": 0,
@@ -874,7 +874,8 @@ def _realised_loss(proposal: engine.Proposal, live: np.ndarray) -> np.ndarray:
     gain = np.zeros(len(proposal.order_portfolio))
     if len(proposal.lot_order):
         np.add.at(gain, proposal.lot_order, proposal.lot_realised_gain)
-    return (gain[live] < 0) & (proposal.order_side[live] < 0)
+    loss: np.ndarray = (gain[live] < 0) & (proposal.order_side[live] < 0)
+    return loss
 
 
 def _failure_json(failure: Any) -> dict[str, Any]:

@@ -76,12 +76,14 @@ def test_preview_writes_only_the_run_and_its_proposals(book):
         )
         run.refresh_from_db()
         assert run.status == RunStatus.PREVIEW
-        assert run.portfolios_done == 1 and run.chunks_done == 1
+        assert run.portfolios_done == 1
+        assert run.chunks_done == 1
         rp = RunPortfolio.objects.get(run=run)
         assert rp.trigger == "BAND"
         # 1,000 of AAA against 1,800 wanted (60% of 3,000 less 1% cash): a buy of AAA.
         orders = {o.asset.symbol: o for o in Order.objects.filter(run=run).select_related("asset")}
-        assert orders["AAA"].side == "buy" and orders["BBB"].side == "sell"
+        assert orders["AAA"].side == "buy"
+        assert orders["BBB"].side == "sell"
         assert orders["AAA"].reason == "BAND_REBALANCE"
         assert orders["AAA"].quantity == orders["AAA"].quantity.to_integral_value()
         assert _holdings(p) == before
@@ -148,7 +150,8 @@ def test_chunks_split_the_book_and_counts_add_up(book):
         )
         run = rebalance_run_start(trigger="manual", preview=True, as_of=AS_OF, chunk_size=2)
         run.refresh_from_db()
-        assert run.chunks_total == 3 and run.chunks_done == 3
+        assert run.chunks_total == 3
+        assert run.chunks_done == 3
         assert run.portfolios_total == run.portfolios_done == 6
         assert run.portfolios_triggered == 5  # the last one is inside its bands
         assert RunPortfolio.objects.filter(run=run, status="no_trade").count() == 1
@@ -164,14 +167,17 @@ def test_a_deposit_is_invested_with_buys_only_and_booked(book):
         )
         run = rebalance_run_start(trigger="cash_flow", portfolio_ids=[p.pk], as_of=AS_OF)
         orders = list(Order.objects.filter(run=run).exclude(status="skipped"))
-        assert orders and {o.side for o in orders} == {"buy"}
+        assert orders
+        assert {o.side for o in orders} == {"buy"}
         assert {o.reason for o in orders} == {"DEPOSIT_INVESTED"}
         rebalance_run_approve(run=run, actor=world.users["advisor"])
         p.refresh_from_db()
         spent = sum((o.value for o in Order.objects.filter(run=run, status="filled")), Decimal(0))
-        assert p.cash > 0 and p.cash < Decimal("1000.00") - spent + Decimal("1")
+        assert p.cash > 0
+        assert p.cash < Decimal("1000.00") - spent + Decimal("1")
         flow = CashFlow.objects.get(portfolio=p)
-        assert flow.status == "processed" and flow.run_id == run.pk
+        assert flow.status == "processed"
+        assert flow.run_id == run.pk
         assert LedgerEntry.objects.filter(portfolio=p, kind="deposit").get().amount == Decimal(
             "1000.00"
         )
@@ -254,7 +260,8 @@ def test_taxable_sells_consume_the_highest_cost_lots(book):
         assert remaining[Decimal("40")] == Decimal("10")
         assert remaining[Decimal("120")] < Decimal("10")
         gain = LedgerEntry.objects.get(run=run, kind="sell").realised_gain
-        assert gain is not None and gain < 0  # sold at 100 what cost 120
+        assert gain is not None
+        assert gain < 0
         buy_lots = TaxLot.objects.filter(portfolio=p, asset__symbol="BBB").count()
         assert buy_lots == 2  # the buy opened a new lot
 
