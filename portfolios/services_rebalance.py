@@ -724,7 +724,7 @@ def _chunk_write(
             value = (quantity * price).quantize(CENT, ROUND_HALF_EVEN)
             e = int(eval_row[o])
             if e < 0:
-                status = OrderStatus.SKIPPED
+                status: str = OrderStatus.SKIPPED
                 outcome, outcomes, failures = 0, [], []
             else:
                 status = ORDER_STATUS_OF[statuses[k]]
