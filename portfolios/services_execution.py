@@ -86,7 +86,8 @@ def rebalance_run_approve(*, run: RebalanceRun, actor: User | None, note: str = 
             payload={"portfolios": len(ids), "note": note},
         )
         _after_commit_execute(run, ids)
-    run.refresh_from_db()
+    with transaction.atomic():
+        run.refresh_from_db()
     return len(ids)
 
 
@@ -131,7 +132,8 @@ def rebalance_run_reject(*, run: RebalanceRun, actor: User | None, note: str) ->
             payload={"portfolios": len(ids), "note": note},
             reasons=[note],
         )
-    run.refresh_from_db()
+    with transaction.atomic():
+        run.refresh_from_db()
     return len(ids)
 
 
@@ -178,7 +180,8 @@ def run_portfolio_decide(
         )
         if approve:
             _after_commit_execute(run, [locked.portfolio_id])
-    run_portfolio.refresh_from_db()
+    with transaction.atomic():
+        run_portfolio.refresh_from_db()
     return run_portfolio
 
 

@@ -217,10 +217,12 @@ def rebalance_run_start(
     as_of: dt.date | None = None,
     force: bool | None = None,
     chunk_size: int = CHUNK_SIZE,
+    dispatch: bool = True,
 ) -> RebalanceRun:
     """Create a run over the scope (the whole book when no ids) and fan out its chunks
     after commit. ``force`` trades portfolios inside their bands too (default: only
-    for calendar runs)."""
+    for calendar runs). With ``dispatch=False`` the caller computes the chunks
+    itself (``run.chunks``), as the ``rebalance`` command does to show progress."""
     firm = require_firm()
     if trigger not in RunTrigger.values:
         raise RebalanceError("trigger", f"unknown trigger {trigger!r}")
@@ -275,7 +277,9 @@ def rebalance_run_start(
             },
         )
         firm_id, run_id = firm.pk, run.pk
-        transaction.on_commit(lambda: _dispatch(CHUNK_DISPATCH, firm_id, run_id, chunks))
+        if dispatch:
+            transaction.on_commit(lambda: _dispatch(CHUNK_DISPATCH, firm_id, run_id, chunks))
+    run.chunks = chunks  # type: ignore[attr-defined]
     return run
 
 
@@ -628,10 +632,12 @@ def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
         computed = time.perf_counter()
         counts = _chunk_write(run=run, state=state, result=result, firm_id=firm.pk)
         written = time.perf_counter()
+        rules = counts.pop("rules_seconds")
         counts["timings"] = {
             "load": loaded - started,
             "engine": computed - loaded,
-            "write": written - computed,
+            "rules": rules,
+            "write": written - computed - rules,
         }
         _chunk_count(run=run, counts=counts)
     return counts
@@ -653,6 +659,7 @@ def _chunk_write(
         "buy_value": Decimal(0),
         "sell_value": Decimal(0),
     }
+    rules_seconds = 0.0
     price_of = state.prices
     lots_of: dict[int, list[int]] = defaultdict(list)
     for lot_id, i in zip(state.lot_ids.tolist(), state.lot_portfolio.tolist(), strict=True):
@@ -671,7 +678,9 @@ def _chunk_write(
             cost=proposal.order_cost[live],
             realised_loss=_realised_loss(proposal, live),
         )
+        rules_started = time.perf_counter()
         evaluation = compliance_rules.evaluate(rules_book, orders_in, rule_set)
+        rules_seconds += time.perf_counter() - rules_started
         rule_ids = [int(r) for r in evaluation.rule_ids]
         eval_row = np.full(len(proposal.order_portfolio), -1, dtype=np.int64)
         eval_row[live] = np.arange(len(live))
@@ -866,6 +875,7 @@ def _chunk_write(
         ],
     )
     audit_record_many(entries=audit)
+    counts["rules_seconds"] = rules_seconds
     return counts
 
 
