@@ -49,7 +49,9 @@ def cells(p: int, marks: Mapping[tuple[int, str], Any], dtype: Any = np.bool_) -
     return out
 
 
-def make_book(p: int = 1, holdings: Mapping[tuple[int, str], float] | None = None, **kw: Any) -> Book:
+def make_book(
+    p: int = 1, holdings: Mapping[tuple[int, str], float] | None = None, **kw: Any
+) -> Book:
     """P portfolios over the four assets; every per-portfolio field may be a scalar or an array."""
     fields: dict[str, Any] = {}
     for name, (dtype, default) in _PER_PORTFOLIO.items():

@@ -45,11 +45,13 @@ def test_columns_and_aggregation():
     ev, _ = _three_portfolios()
     assert ev.rule_ids == (10, 11, 12)
     assert ev.outcomes.shape == ev.measured.shape == ev.limit.shape == (5, 3)
-    assert ev.outcomes.dtype == np.int8 and ev.order_outcome.dtype == np.int8
+    assert ev.outcomes.dtype == np.int8
+    assert ev.order_outcome.dtype == np.int8
     assert ev.outcomes[:, 2].tolist() == [3] * 5  # no crypto order: not applicable
     assert ev.order_outcome.tolist() == [2, 0, 1, 0, 0]
     assert ev.portfolio_outcome.tolist() == [2, 1, 0]
-    assert ev.limit[0, 0] == 0.25 and ev.measured[0, 0] == pytest.approx(0.30)
+    assert ev.limit[0, 0] == 0.25
+    assert ev.measured[0, 0] == pytest.approx(0.30)
     assert np.isnan(ev.measured[:, 2]).all()
     assert ev.summary()[11] == {"PASS": 4, "SOFT_FAIL": 1, "HARD_FAIL": 0, "NOT_APPLICABLE": 0}
 
@@ -59,15 +61,18 @@ def test_a_portfolio_without_orders_passes_and_no_rules_pass_everything():
     orders = make_orders((1, "AAA", BUY, 99))
     ev = evaluate(book, orders, [])
     assert ev.outcomes.shape == (1, 0)
-    assert ev.order_outcome.tolist() == [0] and ev.portfolio_outcome.tolist() == [0, 0]
+    assert ev.order_outcome.tolist() == [0]
+    assert ev.portfolio_outcome.tolist() == [0, 0]
     ev = evaluate(book, make_orders(), RULES)
-    assert ev.outcomes.shape == (0, 3) and ev.portfolio_outcome.tolist() == [0, 0]
+    assert ev.outcomes.shape == (0, 3)
+    assert ev.portfolio_outcome.tolist() == [0, 0]
 
 
 def test_failures_are_plain_english():
     ev, _ = _three_portfolios()
     (failure,) = ev.failures(0)
-    assert failure.rule_id == 10 and failure.outcome is Outcome.HARD_FAIL
+    assert failure.rule_id == 10
+    assert failure.outcome is Outcome.HARD_FAIL
     assert failure.message == "AAA would be 30.0% of the portfolio; the limit is 25.0%"
     (soft,) = ev.failures(2)
     assert soft.outcome is Outcome.SOFT_FAIL
@@ -85,7 +90,8 @@ def test_outcomes_packed_round_trip():
     ev, _ = _three_portfolios()
     for i in range(ev.outcomes.shape[0]):
         packed = ev.outcomes_packed(i)
-        assert isinstance(packed, bytes) and len(packed) == len(ev.rule_ids)
+        assert isinstance(packed, bytes)
+        assert len(packed) == len(ev.rule_ids)
         assert outcomes_unpack(packed).tolist() == ev.outcomes[i].tolist()
 
 
@@ -117,8 +123,14 @@ def test_household_without_other_holdings_is_the_portfolio():
         (lambda b, o: (replace(b, asset_class=np.array([0, 0, 5, 0])), o), "book.asset_class"),
         (lambda b, o: (replace(b, sector=np.array([0, 0, -2, 0])), o), "book.sector"),
         (lambda b, o: (replace(b, kyc_complete=np.array([True, True])), o), "book.kyc_complete"),
-        (lambda b, o: (replace(b, client_restricted=np.zeros((1, 3), bool)), o), "book.client_restricted"),
-        (lambda b, o: (replace(b, household_holdings_value=np.zeros((2, 4))), o), "book.household_holdings_value"),
+        (
+            lambda b, o: (replace(b, client_restricted=np.zeros((1, 3), bool)), o),
+            "book.client_restricted",
+        ),
+        (
+            lambda b, o: (replace(b, household_holdings_value=np.zeros((2, 4))), o),
+            "book.household_holdings_value",
+        ),
         (lambda b, o: (b, replace(o, portfolio=np.array([1]))), "orders.portfolio"),
         (lambda b, o: (b, replace(o, asset=np.array([4]))), "orders.asset"),
         (lambda b, o: (b, replace(o, side=np.array([0]))), "orders.side"),
@@ -127,7 +139,7 @@ def test_household_without_other_holdings_is_the_portfolio():
         (lambda b, o: (b, replace(o, cost=np.array([np.inf]))), "orders.cost"),
         (lambda b, o: (b, replace(o, realised_loss=np.array([], bool))), "orders.realised_loss"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_names_the_field(change, field):
     book, orders = change(make_book(), make_orders((0, "AAA", BUY, 1)))
     with pytest.raises(RuleInputError) as info:
@@ -196,7 +208,9 @@ def test_vectorised_50000_orders_without_per_order_python():
 
 def test_bench_reports_figures_beside_the_floor():
     out = bench(50, 12, seed=2, repeat=1)
-    assert out["orders"] == 50 * 6 and out["rules"] == len(FULL_RULE_SET)
-    assert out["seconds"] > 0 and out["floor_seconds"] > 0
+    assert out["orders"] == 50 * 6
+    assert out["rules"] == len(FULL_RULE_SET)
+    assert out["seconds"] > 0
+    assert out["floor_seconds"] > 0
     assert sum(out["order_outcomes"].values()) == out["orders"]
     assert sum(out["portfolio_outcomes"].values()) == 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from compliance.rules import (
 )
 from tests.compliance.rules.builders import BUY, make_book, make_orders
 
-VALID = {
+VALID: dict[str, dict[str, Any]] = {
     "restricted_list": {"symbols": ["AAA"]},
     "concentration_asset": {"max_share": 0.25},
     "concentration_class": {"max_share": 0.6},
@@ -136,7 +137,7 @@ def test_every_kind_refuses_an_unknown_parameter():
 
 
 def test_every_kind_with_parameters_refuses_one_out_of_range():
-    bad = {
+    bad: dict[str, dict[str, Any]] = {
         "restricted_list": {"symbols": [1]},
         "concentration_asset": {"max_share": 1.1},
         "concentration_class": {"max_share": -0.1},
