@@ -3,8 +3,10 @@ storage, input errors, determinism and vectorisation."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from compliance.rules.bench import FULL_RULE_SET, bench, synthetic_chunk
 from tests.compliance.rules.builders import BUY, SELL, make_book, make_orders
 
 H, S = Severity.HARD, Severity.SOFT
+ROOT = Path(__file__).resolve().parents[3]
 RULES = [
     Rule(10, "concentration_asset", H, {"max_share": 0.25}),
     Rule(11, "min_trade_value", S, {"min_value": 100}),
@@ -214,3 +217,23 @@ def test_bench_reports_figures_beside_the_floor():
     assert out["floor_seconds"] > 0
     assert sum(out["order_outcomes"].values()) == out["orders"]
     assert sum(out["portfolio_outcomes"].values()) == 50
+
+
+def test_a_chunk_without_sectors_or_the_named_class_is_not_applicable():
+    book = replace(make_book(), sector=np.full(4, -1), sector_names=())
+    orders = make_orders((0, "AAA", BUY, 90))
+    rules = [
+        Rule(1, "concentration_sector", H, {"max_share": 0.1}),
+        Rule(2, "concentration_class", H, {"max_share": 0.1, "asset_class": "real_estate"}),
+    ]
+    ev = evaluate(book, orders, rules)
+    assert ev.outcomes.tolist() == [[Outcome.NOT_APPLICABLE, Outcome.NOT_APPLICABLE]]
+
+
+def test_the_package_imports_no_django():
+    code = (
+        "import sys, compliance.rules, compliance.rules.bench; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework')); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
