@@ -45,27 +45,35 @@ FULL_RULE_SET: tuple[Rule, ...] = (
 def synthetic_chunk(
     n_portfolios: int, n_assets: int, seed: int = 0, trades_per_portfolio: int | None = None
 ) -> tuple[Book, Orders]:
-    """A seeded chunk: P portfolios of ~20 positions over A assets, each trading a few assets."""
+    """A seeded chunk: P portfolios of ~20 positions over A assets, each trading a few.
+
+    Mostly compliant, with a few percent of every kind of failure.
+    """
     rng = np.random.default_rng(seed)
     p, a = n_portfolios, n_assets
     prices = rng.lognormal(4.0, 1.0, a)
     held = rng.random((p, a)) < min(1.0, 20 / a)
-    holdings = np.where(held, rng.lognormal(3.0, 1.0, (p, a)), 0.0)
-    cash = rng.uniform(0.0, 0.05, p) * (holdings @ prices) + 100.0
+    holdings = np.where(held, rng.lognormal(3.0, 0.5, (p, a)) / prices * 100, 0.0)
+    invested = holdings @ prices
+    cash = rng.uniform(0.025, 0.10, p) * invested + 100.0
+    nav = invested + cash
     t = trades_per_portfolio or max(1, min(a, 6))
     assets = np.argsort(rng.random((p, a)), axis=1)[:, :t].reshape(-1)
     portfolio = np.repeat(np.arange(p, dtype=np.int64), t)
     pre_qty = holdings[portfolio, assets]
     side = np.where((pre_qty > 0) & (rng.random(p * t) < 0.5), -1, 1).astype(np.int8)
+    buy_value = nav[portfolio] * rng.uniform(0.0005, 0.005, p * t)  # 0.05%-0.5% of NAV each
     quantity = np.where(
-        side < 0, pre_qty * rng.uniform(0.1, 1.0, p * t), rng.lognormal(1.0, 1.0, p * t)
+        side < 0, pre_qty * rng.uniform(0.05, 0.5, p * t), buy_value / prices[assets]
     )
     value = quantity * prices[assets]
     households = rng.integers(0, max(1, p // 2), p)
     clients = np.arange(p, dtype=np.int64) + 1000
     band_low = rng.integers(1, 8, p)
+    band_high = band_low + rng.integers(0, 3, p)
+    level = np.where(rng.random(p) < 0.95, band_low + rng.integers(0, 3, p), -1)
     book = Book(
-        asset_class=rng.integers(0, len(CLASS_NAMES), a),
+        asset_class=rng.choice(len(CLASS_NAMES), a, p=[0.6, 0.3, 0.05, 0.05]),
         class_names=CLASS_NAMES,
         sector=rng.integers(-1, len(SECTOR_NAMES), a),
         sector_names=SECTOR_NAMES,
@@ -77,12 +85,12 @@ def synthetic_chunk(
         portfolio_client=clients,
         portfolio_household=households,
         portfolio_strategy=rng.integers(-1, 20, p),
-        strategy_risk_level=rng.integers(-1, 11, p),
+        strategy_risk_level=np.minimum(level, 10),
         profile_band_low=band_low,
-        profile_band_high=band_low + rng.integers(0, 3, p),
-        profile_risk_level=rng.integers(-1, 11, p),
-        profile_expires=rng.integers(-1, 800, p),
-        open_flags=rng.poisson(0.2, p),
+        profile_band_high=band_high,
+        profile_risk_level=np.where(level > 0, np.minimum(level, 10), -1),
+        profile_expires=np.where(rng.random(p) < 0.97, rng.integers(400, 800, p), 350),
+        open_flags=rng.poisson(0.05, p),
         kyc_complete=rng.random(p) < 0.97,
         client_restricted=rng.random((p, a)) < 0.01,
         recent_loss_sale=rng.random((p, a)) < 0.01,

@@ -21,6 +21,36 @@ for a sector rule, a non-crypto asset for the crypto rule). Orders a rule
 checks and lets through (a sell of a restricted asset, a sell that reduces a
 concentration) ``PASS``.
 
+What each kind measures (``measured``) and holds it to (``limit``):
+
+=========================  ============================================  =================
+kind                       measured                                      limit
+=========================  ============================================  =================
+restricted_list            1 if the asset is restricted, else 0          0 (buys only)
+concentration_asset        post-trade asset value / NAV (portfolio or    max_share
+                           household)
+concentration_class        post-trade class value / NAV                  max_share
+concentration_sector       post-trade sector value / NAV                 max_share
+cash_floor                 post-trade cash / NAV                         min_share
+no_short_no_negative_cash  post-trade quantity of the asset (or the      0
+                           post-trade cash where that is what fails)
+risk_fit                   the strategy's risk level (NaN if unknown)    the band edge
+                                                                         crossed (+-
+                                                                         tolerance)
+risk_profile_current       days until the profile expires (NaN: none)    warn_days
+questionnaire_flags        open flags                                    max_open
+kyc_complete               1 if complete, else 0                         1
+wash_sale                  1 if a wash sale, else 0                      0
+max_turnover               sum of order values / pre-trade NAV           max_share
+min_trade_value            the order's value                             min_value
+max_crypto_share           post-trade crypto value / NAV                 the client's
+                                                                         level's share
+=========================  ============================================  =================
+
+``wash_sale``'s ``days`` is the window the caller used to fill the book's
+``recent_loss_sale`` / ``recent_purchase`` (the engine has no trade history); it
+is carried into the messages.
+
 Shares are compared with a 1e-9 tolerance (a position exactly at its limit
 passes); quantities with 1e-9 units; cash with 1e-9 of the portfolio's gross
 money movement (below a cent for any realistic portfolio). Where NAV is zero or
@@ -324,6 +354,8 @@ def _group_share(
     s: _State, codes: IntArray, n_groups: int, household: bool
 ) -> tuple[FloatArray, BoolArray]:
     """(N,) post-trade share of each order's group (class/sector) and where the order has one."""
+    if n_groups == 0:
+        return np.full(s.N, np.nan), np.zeros(s.N, bool)
     onehot = _onehot(codes, n_groups)
     value = s.group_value(onehot, household)  # (P, G)
     nav = s.post_nav + (s.household_total if household else 0.0)
