@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from accounts.tenancy.models import FirmOwnedModel, FirmScopedManager
@@ -313,12 +312,11 @@ class Order(FirmOwnedModel):
     band = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
     status = models.CharField(max_length=12, choices=OrderStatus.choices)
     compliance_outcome = models.SmallIntegerField(default=0)
-    rule_ids = ArrayField(models.IntegerField(), default=list, blank=True)
-    rule_outcomes = ArrayField(
-        models.SmallIntegerField(),
-        default=list,
+    rule_outcomes = models.BinaryField(
+        default=bytes,
         blank=True,
-        help_text="Outcome per rule, in rule_ids order (0 pass, 1 soft, 2 hard, 3 n/a).",
+        help_text="One byte per rule of the run's rule set, in its order (0 pass, 1 soft "
+        "fail, 2 hard fail, 3 not applicable); the run's snapshot lists the rule ids.",
     )
     failures = models.JSONField(
         default=list, blank=True, help_text="Measured value, limit and message of each failure."

@@ -234,6 +234,7 @@ def rebalance_run_start(
         raise RebalanceError("portfolios", "no open portfolio following a strategy in scope")
     inputs = _run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk)
     inputs["force"] = trigger == RunTrigger.CALENDAR if force is None else bool(force)
+    inputs["compliance"] = rules_snapshot()
     scope: dict[str, Any] = {}
     if portfolio_ids is not None:
         scope["portfolios"] = sorted(set(portfolio_ids))
@@ -557,46 +558,80 @@ def _rules_book(state: ChunkState, rows: np.ndarray, book: engine.BookState) -> 
     classes = sorted(set(state.asset_class))
     sectors = sorted({s for s in state.sector if s})
     n = len(rows)
-    return compliance_rules.Book(
-        asset_class=np.array([classes.index(c) for c in state.asset_class], dtype=np.int64),
-        class_names=tuple(classes),
-        sector=np.array([sectors.index(s) if s else -1 for s in state.sector], dtype=np.int64),
-        sector_names=tuple(sectors),
-        symbols=tuple(state.symbols),
-        prices=book.prices,
-        holdings=book.holdings,
-        cash=book.cash,
-        cash_flow=book.cash_flow,
-        portfolio_client=state.client_ids[rows],
-        portfolio_household=state.household_ids[rows],
-        portfolio_strategy=state.strategy_ids[rows],
-        strategy_risk_level=np.full(n, -1, dtype=np.int64),
-        profile_band_low=np.full(n, -1, dtype=np.int64),
-        profile_band_high=np.full(n, -1, dtype=np.int64),
-        profile_risk_level=np.full(n, -1, dtype=np.int64),
-        profile_expires=np.full(n, -1, dtype=np.int64),
-        open_flags=np.zeros(n, dtype=np.int64),
-        kyc_complete=np.ones(n, dtype=bool),
-        client_restricted=np.zeros((n, len(state.symbols)), dtype=bool),
-        recent_loss_sale=book.recent_loss_sale,
-        recent_purchase=book.recent_purchase,
-        as_of=book.as_of,
-    )
+    fields: dict[str, Any] = {
+        "asset_class": np.array([classes.index(c) for c in state.asset_class], dtype=np.int64),
+        "class_names": tuple(classes),
+        "sector": np.array([sectors.index(s) if s else -1 for s in state.sector], dtype=np.int64),
+        "sector_names": tuple(sectors),
+        "symbols": tuple(state.symbols),
+        "prices": book.prices,
+        "holdings": book.holdings,
+        "cash": book.cash,
+        "cash_flow": book.cash_flow,
+        "portfolio_client": state.client_ids[rows],
+        "portfolio_household": state.household_ids[rows],
+        "portfolio_strategy": state.strategy_ids[rows],
+        "strategy_risk_level": np.full(n, -1, dtype=np.int64),
+        "profile_band_low": np.full(n, -1, dtype=np.int64),
+        "profile_band_high": np.full(n, -1, dtype=np.int64),
+        "profile_risk_level": np.full(n, -1, dtype=np.int64),
+        "profile_expires": np.full(n, -1, dtype=np.int64),
+        "open_flags": np.zeros(n, dtype=np.int64),
+        "kyc_complete": np.ones(n, dtype=bool),
+        "client_restricted": np.zeros((n, len(state.symbols)), dtype=bool),
+        "recent_loss_sale": book.recent_loss_sale,
+        "recent_purchase": book.recent_purchase,
+        "as_of": book.as_of,
+    }
+    for enrich in BOOK_ENRICHERS:
+        enrich(state, rows, fields)
+    return compliance_rules.Book(**fields)
 
 
-CompliancePolicy = Callable[[ChunkState, np.ndarray, engine.BookState], tuple[Any, Sequence[Any]]]
+def rule_set_builtin() -> tuple[int | None, Sequence[compliance_rules.Rule]]:
+    """The checks every run has: no short, no negative cash, restricted assets, wash
+    sales. A firm's own versioned rule sets plug in through ``RULE_SET_PROVIDERS``."""
+    return None, compliance_rules.BUILTIN_RULES
 
 
-def compliance_inputs_builtin(
-    state: ChunkState, rows: np.ndarray, book: engine.BookState
-) -> tuple[Any, Sequence[Any]]:
-    """The rule checks every run has: no short, no negative cash, restricted assets,
-    wash sales. (A firm's own rule sets plug in through ``COMPLIANCE_INPUTS``.)"""
-    return _rules_book(state, rows, book), compliance_rules.BUILTIN_RULES
+#: The last provider answers (rule-set version id or None, rules) for the current firm.
+RULE_SET_PROVIDERS: list[Callable[[], tuple[int | None, Sequence[compliance_rules.Rule]]]] = [
+    rule_set_builtin
+]
+#: Fill the client-dependent parts of the rules' book (profiles, KYC, restrictions).
+BOOK_ENRICHERS: list[Callable[[ChunkState, np.ndarray, dict[str, Any]], None]] = []
 
 
-#: Replaced by the compliance app when firms configure their own rules.
-COMPLIANCE_INPUTS: list[CompliancePolicy] = [compliance_inputs_builtin]
+def rules_snapshot() -> dict[str, Any]:
+    version, rules = RULE_SET_PROVIDERS[-1]()
+    return {
+        "version": version,
+        "rules": [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "severity": int(r.severity),
+                "params": dict(r.params),
+                "strategy_ids": sorted(r.strategy_ids),
+                "client_ids": sorted(r.client_ids),
+            }
+            for r in rules
+        ],
+    }
+
+
+def rules_from_snapshot(snapshot: dict[str, Any]) -> list[compliance_rules.Rule]:
+    return [
+        compliance_rules.Rule(
+            id=r["id"],
+            kind=r["kind"],
+            severity=compliance_rules.Severity(r["severity"]),
+            params=r["params"],
+            strategy_ids=frozenset(r["strategy_ids"]),
+            client_ids=frozenset(r["client_ids"]),
+        )
+        for r in snapshot["rules"]
+    ]
 
 
 def _status_for(outcome: int, discretionary: bool, has_orders: bool) -> str:
@@ -660,6 +695,7 @@ def _chunk_write(
         "sell_value": Decimal(0),
     }
     rules_seconds = 0.0
+    rule_set = rules_from_snapshot(run.policy_snapshot["compliance"])
     price_of = state.prices
     lots_of: dict[int, list[int]] = defaultdict(list)
     for lot_id, i in zip(state.lot_ids.tolist(), state.lot_portfolio.tolist(), strict=True):
@@ -668,7 +704,7 @@ def _chunk_write(
         book: engine.BookState = extra["book"]
         proposed = proposal.order_status == 0
         live = np.flatnonzero(proposed)
-        rules_book, rule_set = COMPLIANCE_INPUTS[-1](state, rows, book)
+        rules_book = _rules_book(state, rows, book)
         orders_in = compliance_rules.Orders(
             portfolio=proposal.order_portfolio[live],
             asset=proposal.order_asset[live],
@@ -681,7 +717,6 @@ def _chunk_write(
         rules_started = time.perf_counter()
         evaluation = compliance_rules.evaluate(rules_book, orders_in, rule_set)
         rules_seconds += time.perf_counter() - rules_started
-        rule_ids = [int(r) for r in evaluation.rule_ids]
         eval_row = np.full(len(proposal.order_portfolio), -1, dtype=np.int64)
         eval_row[live] = np.arange(len(live))
         has_orders = np.zeros(len(rows), dtype=bool)
@@ -734,12 +769,12 @@ def _chunk_write(
             e = int(eval_row[o])
             if e < 0:
                 status: str = OrderStatus.SKIPPED
-                outcome, outcomes, failures = 0, [], []
+                outcome, outcomes, failures = 0, b"", []
             else:
                 status = ORDER_STATUS_OF[statuses[k]]
                 outcome = int(evaluation.order_outcome[e])
-                outcomes = [int(x) for x in evaluation.outcomes[e]]
-                failures = [_failure_json(f) for f in evaluation.failures(e)]
+                outcomes = evaluation.outcomes_packed(e)
+                failures = [_failure_json(f) for f in evaluation.failures(e)] if outcome else []
                 counts["orders"] += 1
                 counts["blocked"] += int(status == OrderStatus.BLOCKED)
                 counts["held"] += int(status == OrderStatus.HELD)
@@ -762,7 +797,6 @@ def _chunk_write(
                     None if not np.isfinite(band) else _dec(band, DRIFT_QUANTUM),
                     status,
                     outcome,
-                    rule_ids if e >= 0 else [],
                     outcomes,
                     json.dumps(failures),
                 )
@@ -799,23 +833,11 @@ def _chunk_write(
                         "status": statuses[k],
                         "trigger": names[int(proposal.trigger[k])],
                         "max_drift": f"{proposal.max_drift[k]:.6f}",
-                        "orders": [
-                            {
-                                "symbol": state.symbols[int(proposal.order_asset[o])],
-                                "side": "buy" if proposal.order_side[o] > 0 else "sell",
-                                "quantity": str(
-                                    _quantity(
-                                        proposal.order_quantity[o],
-                                        steps[int(proposal.order_asset[o])],
-                                    )
-                                ),
-                                "reason": reasons[int(proposal.order_reason[o])],
-                                "skipped": bool(proposal.order_status[o]),
-                            }
-                            for o in mine.tolist()
-                        ],
+                        "orders": len(mine),
+                        "buys": int((proposal.order_side[mine] > 0).sum()),
+                        "skipped": int((proposal.order_status[mine] != 0).sum()),
                     },
-                    reasons=[reasons[int(proposal.order_reason[o])] for o in mine.tolist()],
+                    reasons=sorted({reasons[int(r)] for r in proposal.order_reason[mine].tolist()}),
                 )
             )
     staged_copy(
@@ -857,7 +879,6 @@ def _chunk_write(
             "band",
             "status",
             "compliance_outcome",
-            "rule_ids",
             "rule_outcomes",
             "failures",
         ],
