@@ -11,6 +11,11 @@ from accounts.models import Firm
 from accounts.tenancy.tasks import firm_task
 from portfolios.services_execution import rebalance_execute_chunk
 from portfolios.services_rebalance import rebalance_chunk_compute, rebalance_run_fail
+from portfolios.services_schedule import (
+    rebalance_calendar_due,
+    rebalance_cash_flow_start,
+    rebalance_drift_scan_run,
+)
 from portfolios.services_strategy import strategy_versions_recompute
 
 
@@ -103,3 +108,41 @@ def dispatch_chunks(firm_id: int, run_id: int, chunks: list[list[int]]) -> None:
 def dispatch_execution(firm_id: int, run_id: int, chunks: list[list[int]]) -> None:
     for chunk in chunks:
         rebalance_execute_chunk_task.delay(firm_id=firm_id, run_id=run_id, portfolio_ids=chunk)
+
+
+@shared_task(name="portfolios.rebalance_calendar")
+@firm_task
+def rebalance_calendar_task(*, firm_id: int) -> int | None:
+    """Start the firm's calendar run, if a period has turned for any portfolio."""
+    run = rebalance_calendar_due()
+    return run.pk if run else None
+
+
+@shared_task(name="portfolios.rebalance_drift_scan")
+@firm_task
+def rebalance_drift_scan_task(*, firm_id: int) -> int | None:
+    """The daily drift scan: a threshold run of only the portfolios outside their bands."""
+    run = rebalance_drift_scan_run()
+    return run.pk if run else None
+
+
+@shared_task(name="portfolios.rebalance_cash_flow")
+@firm_task
+def rebalance_cash_flow_task(*, firm_id: int, portfolio_id: int) -> int | None:
+    """A deposit or withdrawal was requested: rebalance that portfolio."""
+    run = rebalance_cash_flow_start(portfolio_id=portfolio_id)
+    return run.pk if run else None
+
+
+@shared_task(name="portfolios.rebalance_scheduled_all_firms")
+def rebalance_scheduled_all_firms() -> int:
+    """The daily beat entry: per active firm, the calendar run then the drift scan."""
+    firm_ids = list(Firm.objects.filter(is_active=True).values_list("pk", flat=True))
+    for firm_id in firm_ids:
+        rebalance_calendar_task.delay(firm_id=firm_id)
+        rebalance_drift_scan_task.delay(firm_id=firm_id)
+    return len(firm_ids)
+
+
+def on_cash_flow(firm_id: int, portfolio_id: int) -> None:
+    rebalance_cash_flow_task.delay(firm_id=firm_id, portfolio_id=portfolio_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from advisor.db import database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -193,6 +195,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The DatabaseScheduler installs these entries in its tables when beat starts.
+CELERY_BEAT_SCHEDULE = {
+    "rebalance-daily": {
+        # After the US close: per firm, calendar runs then the drift scan.
+        "task": "portfolios.rebalance_scheduled_all_firms",
+        "schedule": crontab(hour=22, minute=15),
+    },
+}
 
 LOGGING = {
     "version": 1,

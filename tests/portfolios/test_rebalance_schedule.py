@@ -1,0 +1,95 @@
+"""Scheduled rebalancing: calendar periods, the drift scan, cash flows, the beat entry."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.conf import settings
+
+from accounts.tenancy.context import firm_context
+from portfolios import services_schedule
+from portfolios.models import RebalancePolicy, RunPortfolio
+from portfolios.services_schedule import drift_scan, period_start
+
+from .rebalance_factories import AS_OF, asset_make, portfolio_make, strategy_make
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("calendar", "today", "start"),
+    [
+        ("monthly", dt.date(2025, 5, 17), dt.date(2025, 5, 1)),
+        ("quarterly", dt.date(2025, 5, 17), dt.date(2025, 4, 1)),
+        ("quarterly", dt.date(2025, 12, 31), dt.date(2025, 10, 1)),
+        ("yearly", dt.date(2025, 5, 17), dt.date(2025, 1, 1)),
+    ],
+)
+def test_period_start(calendar, today, start):
+    assert period_start(calendar, today) == start
+
+
+@pytest.fixture
+def book(firm_a):
+    asset_make("AAA", "100")
+    asset_make("BBB", "50")
+    strategy = strategy_make(firm_a.firm, "Sixty forty", {"AAA": "0.6", "BBB": "0.4"})
+    with firm_context(firm_a.firm):
+        drifted = portfolio_make(
+            firm_a.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"}, cash="30"
+        )
+        inside = portfolio_make(
+            firm_a.firm, strategy=strategy, holdings={"AAA": "18", "BBB": "24"}, cash="30"
+        )
+    return firm_a, drifted, inside
+
+
+def test_drift_scan_finds_only_portfolios_outside_their_bands(book):
+    world, drifted, inside = book
+    with firm_context(world.firm):
+        assert drift_scan(as_of=AS_OF) == [drifted.pk]
+
+
+def test_drift_scan_run_trades_only_the_drifted(book, django_capture_on_commit_callbacks):
+    world, drifted, _ = book
+    with firm_context(world.firm), django_capture_on_commit_callbacks(execute=True):
+        run = services_schedule.rebalance_drift_scan_run(as_of=AS_OF)
+    with firm_context(world.firm):
+        assert run is not None
+        assert run.trigger == "drift_scan"
+        assert list(
+            RunPortfolio.objects.filter(run=run).values_list("portfolio_id", flat=True)
+        ) == [drifted.pk]
+
+
+def test_calendar_runs_once_per_period(book, django_capture_on_commit_callbacks):
+    world, drifted, inside = book
+    with firm_context(world.firm):
+        RebalancePolicy.objects.filter(is_firm_default=True).delete()
+        RebalancePolicy.objects.create(
+            firm=world.firm, name="Monthly", is_firm_default=True, calendar="monthly"
+        )
+        type(drifted).objects.filter(pk=inside.pk).update(last_rebalanced_on=dt.date.today())
+        with django_capture_on_commit_callbacks(execute=True):
+            run = services_schedule.rebalance_calendar_due()
+        assert run is not None
+        assert run.scope == {"portfolios": [drifted.pk]}
+        assert run.policy_snapshot["force"] is True
+
+
+def test_a_threshold_only_policy_never_starts_calendar_runs(book):
+    world, *_ = book
+    with firm_context(world.firm):
+        RebalancePolicy.objects.create(
+            firm=world.firm, name="Bands", is_firm_default=True, trigger_mode="threshold"
+        )
+        assert services_schedule.rebalance_calendar_due() is None
+
+
+def test_the_daily_beat_entry_exists():
+    entry = settings.CELERY_BEAT_SCHEDULE["rebalance-daily"]
+    assert entry["task"] == "portfolios.rebalance_scheduled_all_firms"
+    from advisor.celery import app
+
+    assert entry["task"] in app.tasks
