@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.tenancy.context import firm_context
 from portfolios import services_schedule
@@ -46,7 +47,7 @@ def book(firm_a):
 
 
 def test_drift_scan_finds_only_portfolios_outside_their_bands(book):
-    world, drifted, inside = book
+    world, drifted, _inside = book
     with firm_context(world.firm):
         assert drift_scan(as_of=AS_OF) == [drifted.pk]
 
@@ -70,7 +71,7 @@ def test_calendar_runs_once_per_period(book, django_capture_on_commit_callbacks)
         RebalancePolicy.objects.create(
             firm=world.firm, name="Monthly", is_firm_default=True, calendar="monthly"
         )
-        type(drifted).objects.filter(pk=inside.pk).update(last_rebalanced_on=dt.date.today())
+        type(drifted).objects.filter(pk=inside.pk).update(last_rebalanced_on=timezone.localdate())
         with django_capture_on_commit_callbacks(execute=True):
             run = services_schedule.rebalance_calendar_due()
         assert run is not None
