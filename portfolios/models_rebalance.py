@@ -164,6 +164,9 @@ class RebalanceRun(FirmOwnedModel):
     portfolios_total = models.PositiveIntegerField(default=0)
     portfolios_done = models.PositiveIntegerField(default=0)
     portfolios_triggered = models.PositiveIntegerField(default=0)
+    portfolios_skipped = models.PositiveIntegerField(
+        default=0, help_text="Could not be rebalanced (no price, no version, ...): see reasons."
+    )
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     orders_count = models.PositiveIntegerField(default=0)
@@ -213,6 +216,7 @@ class RebalanceRun(FirmOwnedModel):
 
 class RunPortfolioStatus(models.TextChoices):
     NO_TRADE = "no_trade", "Inside its bands"
+    SKIPPED = "skipped", "Skipped (see reason)"
     PROPOSED = "proposed", "Proposed"
     BLOCKED = "blocked", "Blocked by compliance"
     HELD = "held", "Needs a second approver"
@@ -251,6 +255,7 @@ class RunPortfolio(FirmOwnedModel):
     max_drift = models.DecimalField(max_digits=12, decimal_places=8)
     turnover = models.DecimalField(max_digits=12, decimal_places=8)
     compliance_outcome = models.SmallIntegerField(default=0)
+    skip_reason = models.TextField(blank=True)
     state = models.JSONField(
         default=dict,
         help_text="Inputs as of the run, for replay: holdings, lots, prices, target weights.",

@@ -301,8 +301,10 @@ def _dispatch(
 
 @dataclasses.dataclass
 class ChunkState:
-    """Everything one chunk reads, as arrays over its portfolios x the run's assets."""
+    """Everything one chunk reads, as arrays over its portfolios x the run's assets.
+    ``skipped`` maps the portfolios left out to the reason."""
 
+    skipped: dict[int, str]
     portfolio_ids: np.ndarray
     client_ids: np.ndarray
     household_ids: np.ndarray
@@ -353,9 +355,6 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
             "cash",
         )
     )
-    n = len(rows)
-    pids = np.array([r[0] for r in rows], dtype=np.int64)
-    index_of = {int(pid): i for i, pid in enumerate(pids)}
     default_policy = int(inputs["default_policy"])
     policies = inputs["policies"]
 
@@ -365,7 +364,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
                 return candidate
         return default_policy
 
-    # Assets: everything priced for the run; a position without a usable price is an error.
+    # Assets: everything priced for the run.
     price_map = {int(k): v for k, v in inputs["prices"].items()}
     asset_rows = list(
         Asset.objects.filter(pk__in=list(price_map))
@@ -376,22 +375,16 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     col = {int(a): j for j, a in enumerate(asset_ids)}
     col_of_symbol = {a[1]: j for j, a in enumerate(asset_rows)}
     n_assets = len(asset_rows)
-
-    holdings = np.zeros((n, n_assets))
-    held: dict[tuple[int, int], Decimal] = {}
-    for pid, aid, qty in Holding.objects.filter(portfolio_id__in=pids.tolist()).values_list(
-        "portfolio_id", "asset_id", "quantity"
-    ):
-        if aid not in col:
-            raise RebalanceError("prices", f"no usable price for asset {aid} held by {pid}")
-        i, j = index_of[pid], col[aid]
-        holdings[i, j] = float(qty)
-        held[(i, j)] = qty
-
+    all_ids = [r[0] for r in rows]
+    held_rows = list(
+        Holding.objects.filter(portfolio_id__in=all_ids).values_list(
+            "portfolio_id", "asset_id", "quantity"
+        )
+    )
     flows: dict[int, Decimal] = defaultdict(Decimal)
     flow_ids: dict[int, list[int]] = defaultdict(list)
     for fid, pid, kind, amount in CashFlow.objects.filter(
-        portfolio_id__in=pids.tolist(),
+        portfolio_id__in=all_ids,
         status=CashFlowStatus.PENDING,
         requested_at__lte=run.started_at or timezone.now(),
     ).values_list("pk", "portfolio_id", "kind", "amount"):
@@ -403,20 +396,41 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     weights_of = dict(
         StrategyVersion.objects.filter(pk__in=list(versions.values())).values_list("pk", "weights")
     )
+
+    # Portfolios that cannot be rebalanced are skipped with the reason; the run goes on.
+    skipped = _skip_reasons(
+        rows=rows,
+        held_rows=held_rows,
+        flows=flows,
+        versions=versions,
+        weights_of=weights_of,
+        col=col,
+        col_of_symbol=col_of_symbol,
+        price_map=price_map,
+    )
+    rows = [r for r in rows if r[0] not in skipped]
+    n = len(rows)
+    pids = np.array([r[0] for r in rows], dtype=np.int64)
+    index_of = {int(pid): i for i, pid in enumerate(pids)}
+    holdings = np.zeros((n, n_assets))
+    held: dict[tuple[int, int], Decimal] = {}
+    for pid, aid, qty in held_rows:
+        if pid in skipped:
+            continue
+        i, j = index_of[pid], col[aid]
+        holdings[i, j] = float(qty)
+        held[(i, j)] = qty
+
     target_keys = sorted(weights_of)
     targets = np.zeros((max(len(target_keys), 1), n_assets))
     for t, vid in enumerate(target_keys):
         for symbol, weight in weights_of[vid].items():
-            if symbol not in col_of_symbol:
-                raise RebalanceError("prices", f"no usable price for {symbol} (version {vid})")
-            targets[t, col_of_symbol[symbol]] = float(weight)
+            if symbol in col_of_symbol:  # else its portfolios were skipped above
+                targets[t, col_of_symbol[symbol]] = float(weight)
     row_of_version = {vid: t for t, vid in enumerate(target_keys)}
     target_index = np.zeros(n, dtype=np.int64)
     for i, r in enumerate(rows):
-        version = versions.get(r[3])
-        if version is None:
-            raise RebalanceError("strategy", f"portfolio {r[0]}'s strategy has no model version")
-        target_index[i] = row_of_version[version]
+        target_index[i] = row_of_version[versions[r[3]]]
 
     taxable = np.array([r[7] == PortfolioType.TAXABLE for r in rows], dtype=bool)
     lot_rows = list(
@@ -453,6 +467,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
                 matrix[rows_of_household[household], col[aid]] = True
 
     return ChunkState(
+        skipped=skipped,
         portfolio_ids=pids,
         client_ids=np.array([r[1] for r in rows], dtype=np.int64),
         household_ids=households,
@@ -487,6 +502,48 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     )
 
 
+def _skip_reasons(
+    *,
+    rows: list[tuple[Any, ...]],
+    held_rows: list[tuple[int, int, Decimal]],
+    flows: dict[int, Decimal],
+    versions: dict[int, int],
+    weights_of: dict[int, dict[str, str]],
+    col: dict[int, int],
+    col_of_symbol: dict[str, int],
+    price_map: dict[int, list[str]],
+) -> dict[int, str]:
+    """Why a portfolio cannot be rebalanced in this run, for those that cannot."""
+    reasons: dict[int, str] = {}
+    unpriced = {aid for _, aid, _ in held_rows if aid not in col}
+    symbols = dict(Asset.objects.filter(pk__in=unpriced).values_list("pk", "symbol"))
+    value: dict[int, Decimal] = defaultdict(Decimal)
+    for pid, aid, qty in held_rows:
+        if aid in col:
+            value[pid] += qty * Decimal(price_map[aid][0])
+        elif pid not in reasons:
+            reasons[pid] = f"no usable price for {symbols.get(aid, aid)} (held)"
+    for row in rows:
+        pid, strategy_id, cash = row[0], row[3], row[8]
+        version = versions.get(strategy_id)
+        if pid in reasons:
+            continue
+        if version is None or version not in weights_of:
+            reasons[pid] = "its strategy has no model version"
+            continue
+        missing = sorted(s for s in weights_of[version] if s not in col_of_symbol)
+        if missing:
+            reasons[pid] = f"no usable price for {', '.join(missing)} (target)"
+            continue
+        flow = flows.get(pid, Decimal(0))
+        if flow < 0 and -flow > value[pid] + cash:
+            reasons[pid] = (
+                f"withdrawal of {-flow} exceeds the portfolio's value of "
+                f"{(value[pid] + cash).quantize(CENT)}"
+            )
+    return reasons
+
+
 def _steps(state: ChunkState, snapshot: dict[str, Any]) -> list[Decimal]:
     """Tradable quantity step per asset under a policy: whole units unless fractions
     are allowed by both the policy and the asset (crypto trades in its own step)."""
@@ -511,7 +568,7 @@ def _run_engine(state: ChunkState, run: RebalanceRun) -> ChunkResult:
     as_of = run.prices_as_of.toordinal()
     proposals = []
     prices = np.array([float(p) for p in state.prices])
-    for policy_id in sorted(set(state.policy_ids.tolist())):
+    for policy_id in sorted(set(state.policy_ids.tolist())) if len(state.portfolio_ids) else []:
         snapshot = inputs["policies"][str(policy_id)]
         rows = np.flatnonzero(state.policy_ids == policy_id)
         steps = _steps(state, snapshot)
@@ -686,7 +743,8 @@ def _chunk_write(
     lot_rows_by_key: dict[tuple[int, int], list[tuple[int, Decimal, Decimal, bool]]] = {}
     audit: list[AuditEntry] = []
     counts: dict[str, Any] = {
-        "portfolios": 0,
+        "skipped": len(state.skipped),
+        "portfolios": len(state.skipped),
         "triggered": 0,
         "orders": 0,
         "blocked": 0,
@@ -753,6 +811,7 @@ def _chunk_write(
                     _dec(proposal.max_drift[k], DRIFT_QUANTUM),
                     _dec(proposal.turnover[k], DRIFT_QUANTUM),
                     int(evaluation.portfolio_outcome[k]),
+                    "",
                     json.dumps(snapshot),
                 )
             )
@@ -840,6 +899,39 @@ def _chunk_write(
                     reasons=sorted({reasons[int(r)] for r in proposal.order_reason[mine].tolist()}),
                 )
             )
+    zero = Decimal("0.00")
+    for pid, reason in sorted(state.skipped.items()):
+        run_rows.append(
+            (
+                firm_id,
+                run.pk,
+                pid,
+                RunPortfolioStatus.SKIPPED,
+                "",
+                None,
+                None,
+                "",
+                zero,
+                zero,
+                zero,
+                zero,
+                Decimal(0),
+                Decimal(0),
+                0,
+                reason,
+                "{}",
+            )
+        )
+        audit.append(
+            AuditEntry(
+                action="rebalance.portfolio_skipped",
+                actor_label="rebalance",
+                object_type="portfolio",
+                object_id=pid,
+                run_id=str(run.pk),
+                reasons=[reason],
+            )
+        )
     staged_copy(
         table="portfolios_runportfolio",
         columns=[
@@ -858,6 +950,7 @@ def _chunk_write(
             "max_drift",
             "turnover",
             "compliance_outcome",
+            "skip_reason",
             "state",
         ],
         rows=run_rows,
@@ -947,6 +1040,7 @@ def _chunk_count(*, run: RebalanceRun, counts: dict[str, Any]) -> None:
     RebalanceRun.objects.filter(pk=run.pk).update(
         portfolios_done=F("portfolios_done") + counts["portfolios"],
         portfolios_triggered=F("portfolios_triggered") + counts["triggered"],
+        portfolios_skipped=F("portfolios_skipped") + counts["skipped"],
         chunks_done=F("chunks_done") + 1,
         orders_count=F("orders_count") + counts["orders"],
         orders_blocked=F("orders_blocked") + counts["blocked"],
@@ -994,6 +1088,7 @@ def _run_computed(run: RebalanceRun) -> None:
             "status": status,
             "portfolios": run.portfolios_done,
             "triggered": run.portfolios_triggered,
+            "skipped": run.portfolios_skipped,
             "orders": run.orders_count,
             "blocked": run.orders_blocked,
             "held": run.orders_held,

@@ -297,3 +297,44 @@ def test_a_failing_chunk_fails_the_run_and_writes_no_orders(book, monkeypatch):
         assert not Order.objects.filter(run=run).exists()
         assert not RunPortfolio.objects.filter(run=run).exists()
         assert RebalanceRun.objects.get(pk=run.pk).chunks_done == 0
+
+
+def test_portfolios_that_cannot_be_rebalanced_are_skipped_with_reasons(book):
+    world, strategy = book
+    asset_make("ZZZ", "10")
+    with firm_context(world.firm):
+        from portfolios.models import Asset, Price, Strategy
+
+        Price.objects.filter(asset__symbol="ZZZ").delete()
+        good = portfolio_make(world.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"})
+        unpriced = portfolio_make(
+            world.firm, strategy=strategy, holdings={"AAA": "10", "ZZZ": "5"}, cash="10"
+        )
+        bare = Strategy.objects.create(
+            firm=world.firm, name="No version", method="fixed", universe=["AAA"]
+        )
+        versionless = portfolio_make(world.firm, strategy=bare, holdings={"AAA": "1"})
+        poor = portfolio_make(world.firm, strategy=strategy, holdings={"AAA": "1"}, cash="5")
+        CashFlow.objects.create(
+            firm=world.firm, portfolio=poor, kind=CashFlowKind.WITHDRAWAL, amount=Decimal("500")
+        )
+        assert Asset.objects.filter(symbol="ZZZ").exists()
+        run = rebalance_run_start(trigger="manual", preview=True, as_of=AS_OF)
+        run.refresh_from_db()
+        assert run.status == RunStatus.PREVIEW
+        assert run.portfolios_skipped == 3
+        reasons = dict(
+            RunPortfolio.objects.filter(run=run, status="skipped").values_list(
+                "portfolio_id", "skip_reason"
+            )
+        )
+        assert reasons[unpriced.pk] == "no usable price for ZZZ (held)"
+        assert reasons[versionless.pk] == "its strategy has no model version"
+        assert reasons[poor.pk] == "withdrawal of 500.00 exceeds the portfolio's value of 105.00"
+        assert RunPortfolio.objects.get(run=run, portfolio=good).status == "proposed"
+        assert (
+            AuditEvent.objects.filter(
+                action="rebalance.portfolio_skipped", run_id=str(run.pk)
+            ).count()
+            == 3
+        )

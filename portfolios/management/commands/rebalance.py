@@ -14,7 +14,7 @@ from django.db import transaction
 from accounts.models import Firm
 from accounts.tenancy.context import firm_context
 from portfolios.management.commands.import_prices import progress_bar
-from portfolios.models_rebalance import RebalanceRun, RunStatus
+from portfolios.models_rebalance import RebalanceRun, RunPortfolio, RunStatus
 from portfolios.services_execution import rebalance_run_approve
 from portfolios.services_rebalance import RebalanceError, rebalance_run_start
 from portfolios.tasks import rebalance_chunk_task
@@ -31,6 +31,13 @@ def run_summary(run: RebalanceRun) -> dict[str, Any]:
         "prices_as_of": run.prices_as_of.isoformat(),
         "portfolios": run.portfolios_total,
         "triggered": run.portfolios_triggered,
+        "skipped": run.portfolios_skipped,
+        "skipped_portfolios": [
+            {"portfolio": pid, "reason": reason}
+            for pid, reason in RunPortfolio.objects.filter(run=run, status="skipped")
+            .order_by("portfolio_id")
+            .values_list("portfolio_id", "skip_reason")[:100]
+        ],
         "orders": run.orders_count,
         "blocked": run.orders_blocked,
         "held": run.orders_held,
@@ -87,13 +94,15 @@ class Command(BaseCommand):
                 rebalance_run_approve(run=run, actor=None, note=LABEL)
                 with transaction.atomic():
                     run.refresh_from_db()
-        summary = run_summary(run)
+            with transaction.atomic():
+                summary = run_summary(run)
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
         else:
             self.stdout.write(
                 f"run {run.pk} {run.status}: {run.portfolios_total} portfolios, "
-                f"{run.portfolios_triggered} triggered, {run.orders_count} orders "
+                f"{run.portfolios_triggered} triggered, {run.portfolios_skipped} skipped, "
+                f"{run.orders_count} orders "
                 f"({run.orders_blocked} blocked, {run.orders_held} held), "
                 f"buys {run.buy_value}, sells {run.sell_value}"
             )
