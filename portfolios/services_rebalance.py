@@ -229,20 +229,20 @@ def rebalance_run_start(
     if chunk_size < 1:
         raise RebalanceError("chunk_size", "must be at least 1")
     as_of = as_of or timezone.localdate()
-    ids = _scope_portfolio_ids(portfolio_ids=portfolio_ids, household_ids=household_ids)
-    if portfolio_ids is not None and not ids:
-        raise RebalanceError("portfolios", "no open portfolio following a strategy in scope")
-    inputs = _run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk)
-    inputs["force"] = trigger == RunTrigger.CALENDAR if force is None else bool(force)
-    inputs["compliance"] = rules_snapshot()
-    scope: dict[str, Any] = {}
-    if portfolio_ids is not None:
-        scope["portfolios"] = sorted(set(portfolio_ids))
-    if household_ids is not None:
-        scope["households"] = sorted(set(household_ids))
-    chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
-    label = actor_label or (actor.get_username() if actor else "system")
     with transaction.atomic():
+        ids = _scope_portfolio_ids(portfolio_ids=portfolio_ids, household_ids=household_ids)
+        if portfolio_ids is not None and not ids:
+            raise RebalanceError("portfolios", "no open portfolio following a strategy in scope")
+        inputs = _run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk)
+        inputs["force"] = trigger == RunTrigger.CALENDAR if force is None else bool(force)
+        inputs["compliance"] = rules_snapshot()
+        scope: dict[str, Any] = {}
+        if portfolio_ids is not None:
+            scope["portfolios"] = sorted(set(portfolio_ids))
+        if household_ids is not None:
+            scope["households"] = sorted(set(household_ids))
+        chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
+        label = actor_label or (actor.get_username() if actor else "system")
         run = RebalanceRun.objects.create(
             trigger=trigger,
             preview=preview,
