@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -39,6 +39,10 @@ from portfolios.models_rebalance import (
     RunStatus,
 )
 from portfolios.services_rebalance import CHUNK_SIZE, EXECUTE_DISPATCH, RebalanceError, _dispatch
+
+#: Called inside the execution transaction with the run and the portfolio ids whose
+#: fills were just booked (notifications write their outbox rows here).
+ON_PORTFOLIOS_EXECUTED: list[Callable[[RebalanceRun, list[int]], None]] = []
 
 CENT = Decimal("0.01")
 QUANTITY = Decimal("0.0000000001")
@@ -474,6 +478,8 @@ def _execute(
     RunPortfolio.objects.filter(pk__in=[rp.pk for rp in rps]).update(
         status=RunPortfolioStatus.EXECUTED
     )
+    for hook in ON_PORTFOLIOS_EXECUTED:
+        hook(run, pids)
     audit_record_many(
         entries=[
             AuditEntry(

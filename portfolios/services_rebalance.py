@@ -67,6 +67,9 @@ SLIPPAGE_RESERVE_BPS = 3.0
 #: registers the Celery fan-out. Kept as a hook so the domain never imports tasks.
 CHUNK_DISPATCH: list[Callable[[int, int, list[list[int]]], None]] = []
 EXECUTE_DISPATCH: list[Callable[[int, int, list[list[int]]], None]] = []
+#: Called inside the transaction that finishes computing a run (notifications write
+#: their outbox rows here, so they commit or roll back with the run).
+ON_RUN_COMPUTED: list[Callable[[RebalanceRun], None]] = []
 
 
 class RebalanceError(Exception):
@@ -1078,6 +1081,9 @@ def _run_computed(run: RebalanceRun) -> None:
         computed_at=now,
         finished_at=now if status in (RunStatus.DONE, RunStatus.PREVIEW) else None,
     )
+    run.refresh_from_db()
+    for hook in ON_RUN_COMPUTED:
+        hook(run)
     audit_record(
         action="rebalance.run_computed",
         actor_label="rebalance",
