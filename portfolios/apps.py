@@ -20,3 +20,8 @@ class PortfoliosConfig(AppConfig):
         # The profile mapping points at strategies: it runs once they exist.
         if seed_strategy_mapping not in demo.FIRM_SEEDERS:
             demo.FIRM_SEEDERS.append(seed_strategy_mapping)
+        # The book of portfolios follows the strategies the mapping points at.
+        from portfolios.demo_book import seed_portfolio_book
+
+        if seed_portfolio_book not in demo.FIRM_SEEDERS:
+            demo.FIRM_SEEDERS.append(seed_portfolio_book)
