@@ -72,6 +72,7 @@ from portfolios.selectors_strategy import strategy_list_for_risk_level
 BATCH = 5000
 DEFAULT_COUNT = 2000
 CENT = Decimal("0.01")
+INVESTED = Decimal("0.99")  # of a deposit; the rest stays cash
 ZERO = Decimal(0)
 FIRST_NAMES = (
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
@@ -351,7 +352,7 @@ def seed_portfolio_book(firm: Firm, spec: DemoFirm) -> Created:
         for symbol, weight in target.items():
             asset = assets[symbol]
             s = series[asset.pk]
-            budget = deposit * weight / scale
+            budget = deposit * INVESTED * weight / scale
             n_lots = plan_["lots"]
             shares = [Decimal(1) / n_lots] * n_lots
             for j, share in enumerate(shares):
