@@ -283,7 +283,8 @@ def rebalance_policy_update(
                 "previous_default": previous,
             },
         )
-    policy.refresh_from_db()
+    for key in (*POLICY_FIELDS, "is_firm_default", "updated_at"):
+        setattr(policy, key, getattr(locked, key))
     return locked
 
 

@@ -50,7 +50,8 @@ def test_demo_book_is_consistent_drifted_and_idempotent(monkeypatch: pytest.Monk
         taxable = set(book.filter(account_type="taxable").values_list("pk", flat=True))
         assert taxable
         holdings = {
-            (p, a): q for p, a, q in Holding.objects.values_list("portfolio_id", "asset_id", "quantity")
+            (p, a): q
+            for p, a, q in Holding.objects.values_list("portfolio_id", "asset_id", "quantity")
         }
         for (p, a), q in holdings.items():
             if p in taxable:
@@ -70,9 +71,11 @@ def test_demo_book_is_consistent_drifted_and_idempotent(monkeypatch: pytest.Monk
         assert LedgerEntry.objects.filter(trade_date__lt=today - dt.timedelta(days=90)).exists()
         assert CashFlow.objects.filter(status="pending").exists()
         # Every client of the book has a profile.
-        assert not Client.objects.filter(email__startswith="book").exclude(
-            pk__in=RiskProfile.objects.values("client_id")
-        ).exists()
+        assert (
+            not Client.objects.filter(email__startswith="book")
+            .exclude(pk__in=RiskProfile.objects.values("client_id"))
+            .exists()
+        )
 
     again = demo_seed()
     assert not any(again.firms.values()), again.firms
