@@ -11,12 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.demo import DEMO_FIRMS, demo_seed
-from accounts.models import Client, Firm, RiskProfile
+from accounts.models import Client, Firm, Membership, RiskProfile, Role
 from accounts.tenancy import firm_context
 from portfolios.demo_book import _prefix
 from portfolios.models import Portfolio
 from portfolios.models_holdings import CashFlow, Holding, LedgerEntry, TaxLot
 from portfolios.models_strategy import Strategy
+from portfolios.selectors_book import book_drift_matrix
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +32,7 @@ def test_demo_book_is_consistent_drifted_and_idempotent(monkeypatch: pytest.Monk
     with firm_context(firm), transaction.atomic():
         book = Portfolio.objects.filter(number__startswith=_prefix(spec))
         assert book.count() == 60
+        book_ids = list(book.values_list("pk", flat=True))
         per_household: dict[int, int] = defaultdict(int)
         for client_household in book.values_list("client__household_id", flat=True):
             per_household[client_household] += 1
@@ -76,6 +78,17 @@ def test_demo_book_is_consistent_drifted_and_idempotent(monkeypatch: pytest.Monk
             .exclude(pk__in=RiskProfile.objects.values("client_id"))
             .exists()
         )
+
+    # Drifted by the real price moves: some portfolios outside 5-point bands, some inside.
+    with firm_context(firm), transaction.atomic():
+        admin = Membership.objects.select_related("user", "firm").get(
+            user__username=spec.username(Role.FIRM_ADMIN)
+        )
+        matrix = book_drift_matrix(membership=admin, portfolio_ids=book_ids)
+    assert len(matrix.rows) == 60
+    drifts = [row.max_abs_drift for row in matrix.rows]
+    assert any(d > Decimal("0.05") for d in drifts)
+    assert any(d < Decimal("0.05") for d in drifts)
 
     again = demo_seed()
     assert not any(again.firms.values()), again.firms

@@ -374,3 +374,42 @@ def test_api_access_rules(book: Book, tiny: dict[str, Any], firm_b: FirmWorld) -
                       format="json")  # fmt: skip
     assert put.status_code == 400
     assert "strategy_id" in put.json()["error"]["fields"]
+
+
+def test_portfolios_follow_the_clients_assignment(book: Book, tiny: dict[str, Any]) -> None:
+    from accounts.profiling.default_questionnaire import DEFAULT_QUESTIONS
+    from accounts.risk_services import (
+        questionnaire_install_default,
+        response_start,
+        response_submit,
+    )
+    from accounts.strategy_services import strategy_override
+
+    firm, advisor = book.world.firm, book.world.user(Role.ADVISOR)
+    with firm_context(firm), transaction.atomic():
+        other = _strategy("Other", [{"TSTB": "1.0000000000"}])
+        Strategy.objects.filter(pk__in=[other.pk, tiny["strategy"].pk]).update(
+            risk_level_min=1, risk_level_max=10
+        )
+        explicit = Portfolio.objects.create(
+            client=book.client, number="EXPLICIT", account_type="taxable", strategy=other
+        )
+        unset = Portfolio.objects.create(
+            client=book.client, number="UNSET", account_type="roth_ira"
+        )
+        questionnaire = questionnaire_install_default()
+        response = response_start(client=book.client, questionnaire=questionnaire, actor=None)
+        answers = {q.code: q.options[1].code for q in DEFAULT_QUESTIONS}
+        profile = response_submit(response=response, actor=None, answers=answers)
+        tiny["strategy"].refresh_from_db()
+        strategy_override(profile=profile, actor=advisor, rationale="Fits.",
+                          strategy=tiny["strategy"])  # fmt: skip
+        strategies = dict(
+            Portfolio.objects.filter(client=book.client).values_list("number", "strategy_id")
+        )
+        event = AuditEvent.objects.get(action="portfolio.strategy_followed")
+    assert strategies["UNSET"] == tiny["strategy"].pk  # followed
+    assert strategies["EXPLICIT"] == other.pk  # set by hand: kept
+    assert strategies[book.portfolio.number] == tiny["strategy"].pk
+    assert unset.pk in event.payload["portfolios"]
+    assert explicit.pk not in event.payload["portfolios"]
