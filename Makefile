@@ -35,6 +35,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py rebalance --all-firms
 	$(PY) manage.py demo_summary --url http://$(HOST):$(PORT)/
 	@if [ "$(SERVE)" != "0" ]; then \
 	  echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"; \

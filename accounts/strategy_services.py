@@ -289,6 +289,25 @@ def _activate(assignment: StrategyAssignment) -> list[int]:
     return previous
 
 
+def _portfolios_follow(
+    assignment: StrategyAssignment, superseded: list[int], actor: User | None
+) -> list[int]:
+    """The client's portfolios that follow its assignment move with it (see
+    :mod:`portfolios.services_book`)."""
+    from portfolios.services_book import portfolios_follow_assignment
+
+    previous = StrategyAssignment.objects.filter(pk__in=superseded).values_list(
+        "strategy_id", flat=True
+    )
+    return portfolios_follow_assignment(
+        actor=actor,
+        client_id=assignment.client_id,
+        previous_strategy_ids=list(previous),
+        strategy_id=assignment.strategy_id,
+        assignment_id=assignment.pk,
+    )
+
+
 def strategy_assign_from_profile(*, profile: RiskProfile, actor: User | None) -> StrategyAssignment:
     """The firm's mapping for the profile's risk level. A profile with open consistency
     flags is not mapped automatically: an advisor resolves the flags first."""
@@ -326,6 +345,7 @@ def strategy_assign_from_profile(*, profile: RiskProfile, actor: User | None) ->
         )
         superseded = _activate(assignment)
         assignment.save()
+        _portfolios_follow(assignment, superseded, actor)
         audit_record(
             action="strategy.assigned",
             actor=actor,
@@ -372,6 +392,8 @@ def strategy_override(
         )
         superseded = [] if outside else _activate(assignment)
         assignment.save()
+        if not outside:
+            _portfolios_follow(assignment, superseded, actor)
         audit_record(
             action="strategy.override_requested" if outside else "strategy.overridden",
             actor=actor,
@@ -413,6 +435,8 @@ def strategy_override_decide(
         locked.decided_at = timezone.now()
         locked.decision_note = note.strip()
         locked.save()
+        if approve:
+            _portfolios_follow(locked, superseded, actor)
         audit_record(
             action="strategy.override_approved" if approve else "strategy.override_rejected",
             actor=actor,

@@ -20,6 +20,11 @@ class PortfoliosConfig(AppConfig):
         # The profile mapping points at strategies: it runs once they exist.
         if seed_strategy_mapping not in demo.FIRM_SEEDERS:
             demo.FIRM_SEEDERS.append(seed_strategy_mapping)
+        # The book of portfolios follows the strategies the mapping points at.
+        from portfolios.demo_book import seed_portfolio_book
+
+        if seed_portfolio_book not in demo.FIRM_SEEDERS:
+            demo.FIRM_SEEDERS.append(seed_portfolio_book)
 
         from portfolios import services_rebalance, tasks
 
@@ -27,3 +32,7 @@ class PortfoliosConfig(AppConfig):
             services_rebalance.CHUNK_DISPATCH.append(tasks.dispatch_chunks)
         if tasks.dispatch_execution not in services_rebalance.EXECUTE_DISPATCH:
             services_rebalance.EXECUTE_DISPATCH.append(tasks.dispatch_execution)
+        from portfolios import signals_book
+
+        if tasks.on_cash_flow not in signals_book.ON_CASH_FLOW:
+            signals_book.ON_CASH_FLOW.append(tasks.on_cash_flow)

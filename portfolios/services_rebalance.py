@@ -55,6 +55,7 @@ from portfolios.models_rebalance import (
     TriggerMode,
 )
 from portfolios.models_strategy import StrategyVersion
+from portfolios.services_book import rebalance_policy_default_get
 
 CHUNK_SIZE = 2000
 CENT = Decimal("0.01")
@@ -82,18 +83,6 @@ class RebalanceError(Exception):
 
 
 # --------------------------------------------------------------------------- policy
-
-
-def rebalance_policy_default(*, firm_id: int) -> RebalancePolicy:
-    """The firm's default policy, created with the platform defaults when missing."""
-    policy = RebalancePolicy.objects.filter(is_firm_default=True).first()
-    if policy is not None:
-        return policy
-    with transaction.atomic():
-        policy, _ = RebalancePolicy.objects.get_or_create(
-            is_firm_default=True, defaults={"name": "Firm default", "firm_id": firm_id}
-        )
-    return policy
 
 
 def policy_snapshot(policy: RebalancePolicy) -> dict[str, Any]:
@@ -181,7 +170,7 @@ def _latest_prices(
 
 def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> dict[str, Any]:
     """Policies, target versions and prices the whole run uses, fixed at its start."""
-    default = rebalance_policy_default(firm_id=firm_id)
+    default = rebalance_policy_default_get(firm=require_firm())
     policies = {p.pk: policy_snapshot(p) for p in RebalancePolicy.objects.all()}
     strategy_ids = set(
         Portfolio.objects.filter(pk__in=portfolio_ids).values_list("strategy_id", flat=True)

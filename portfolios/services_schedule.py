@@ -24,12 +24,12 @@ from portfolios.models_rebalance import (
     RunTrigger,
     TriggerMode,
 )
+from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_rebalance import (
     CHUNK_SIZE,
     _chunk_load,
     _run_engine,
     _run_inputs,
-    rebalance_policy_default,
     rebalance_run_start,
 )
 
@@ -49,7 +49,7 @@ def period_start(calendar: str, today: dt.date) -> dt.date:
 
 def _effective_policies() -> tuple[dict[int, RebalancePolicy], list[tuple[int, int, Any]]]:
     firm = require_firm()
-    default = rebalance_policy_default(firm_id=firm.pk)
+    default = rebalance_policy_default_get(firm=firm)
     policies = {p.pk: p for p in RebalancePolicy.objects.all()}
     rows = Portfolio.objects.filter(
         status=PortfolioStatus.OPEN, strategy__isnull=False

@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import api as accounts_api
 from accounts import book_api, risk_api, strategy_api
 from advisor.api.errors import route_not_found
-from portfolios import api_backtest, api_market, api_strategy
+from portfolios import api_backtest, api_book, api_market, api_strategy
 
 app_name = "api"
 
@@ -44,6 +44,40 @@ v1: list[URLPattern | URLResolver] = [
     path("invitations/accept/", book_api.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("portfolios/", book_api.PortfolioListView.as_view(), name="portfolio-list"),
     path("portfolios/<int:pk>/", book_api.PortfolioDetailView.as_view(), name="portfolio-detail"),
+    # Portfolio state (portfolios/api_book.py).
+    path(
+        "portfolios/<int:pk>/strategy/",
+        api_book.PortfolioStrategyView.as_view(),
+        name="portfolio-strategy",
+    ),
+    path(
+        "portfolios/<int:pk>/policy/",
+        api_book.PortfolioPolicyView.as_view(),
+        name="portfolio-policy",
+    ),
+    path(
+        "portfolios/<int:pk>/holdings/",
+        api_book.PortfolioHoldingsView.as_view(),
+        name="portfolio-holdings",
+    ),
+    path(
+        "portfolios/<int:pk>/ledger/",
+        api_book.PortfolioLedgerView.as_view(),
+        name="portfolio-ledger",
+    ),
+    path(
+        "portfolios/<int:pk>/cash-flows/",
+        api_book.PortfolioCashFlowListView.as_view(),
+        name="portfolio-cash-flow-list",
+    ),
+    path(
+        "cash-flows/<int:pk>/cancel/",
+        api_book.CashFlowCancelView.as_view(),
+        name="cash-flow-cancel",
+    ),
+    path("book/drift/", api_book.BookDriftView.as_view(), name="book-drift"),
+    path("policies/", api_book.PolicyListView.as_view(), name="policy-list"),
+    path("policies/<int:pk>/", api_book.PolicyDetailView.as_view(), name="policy-detail"),
     # Questionnaires and risk profiles (accounts/risk_api.py).
     path("questionnaires/", risk_api.QuestionnaireListView.as_view(), name="questionnaire-list"),
     path(
@@ -134,6 +168,11 @@ v1: list[URLPattern | URLResolver] = [
         name="strategy-recommendation",
     ),
     path("strategies/<int:pk>/", api_strategy.StrategyDetailView.as_view(), name="strategy-detail"),
+    path(
+        "strategies/<int:pk>/policy/",
+        api_book.StrategyPolicyView.as_view(),
+        name="strategy-policy",
+    ),
     path(
         "strategies/<int:pk>/versions/",
         api_strategy.StrategyVersionListView.as_view(),

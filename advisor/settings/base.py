@@ -171,6 +171,9 @@ SPECTACULAR_SETTINGS = {
         "QuestionnaireStatusEnum": "accounts.models.QuestionnaireStatus",
         "ResponseStatusEnum": "accounts.models.ResponseStatus",
         "ProfileStatusEnum": "accounts.models.ProfileStatus",
+        "LedgerKindEnum": "portfolios.models_holdings.LedgerKind",
+        "CashFlowKindEnum": "portfolios.models_holdings.CashFlowKind",
+        "CashFlowStatusEnum": "portfolios.models_holdings.CashFlowStatus",
     },
 }
 

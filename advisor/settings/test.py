@@ -19,3 +19,6 @@ REST_FRAMEWORK = {
         "auth": "100000/minute",
     },
 }
+# The demo book's portfolios per firm (portfolios/demo_book.py); the env var
+# DEMO_PORTFOLIOS wins over it. Tests keep the demo small.
+DEMO_PORTFOLIOS = 12

@@ -278,7 +278,44 @@ def _version(world: FirmWorld) -> dict[str, Any]:
     return {"pk": version.strategy_id, "number": version.number}
 
 
+def _portfolio(world: FirmWorld) -> dict[str, Any]:
+    return {"pk": _book(world).portfolio.pk}
+
+
+def _cash_flow(world: FirmWorld) -> dict[str, Any]:
+    from portfolios.models_holdings import CashFlow
+
+    portfolio = _book(world).portfolio
+    with transaction.atomic():
+        flow = CashFlow.objects.filter(portfolio=portfolio, status="pending").first()
+        if flow is None:
+            flow = CashFlow.objects.create(portfolio=portfolio, kind="deposit", amount="100.00")
+        return {"pk": flow.pk}
+
+
+def _policy(world: FirmWorld) -> dict[str, Any]:
+    from portfolios.models_rebalance import RebalancePolicy
+
+    with transaction.atomic():
+        policy, _ = RebalancePolicy.objects.get_or_create(name="Matrix policy")
+        return {"pk": policy.pk}
+
+
 OBJECTS: dict[str, ObjectSpec] = {
+    "api:portfolio-strategy": ObjectSpec(
+        kwargs=_portfolio, payloads={"put": {"strategy_id": None}}
+    ),
+    "api:portfolio-policy": ObjectSpec(kwargs=_portfolio, payloads={"put": {"policy_id": None}}),
+    "api:portfolio-holdings": ObjectSpec(kwargs=_portfolio),
+    "api:portfolio-ledger": ObjectSpec(kwargs=_portfolio),
+    "api:portfolio-cash-flow-list": ObjectSpec(
+        kwargs=_portfolio, payloads={"post": {"kind": "deposit", "amount": "25.00"}}
+    ),
+    "api:cash-flow-cancel": ObjectSpec(kwargs=_cash_flow, payloads={"post": {"note": "matrix"}}),
+    "api:policy-detail": ObjectSpec(
+        kwargs=_policy, payloads={"patch": {"name": "Renamed by the matrix"}}
+    ),
+    "api:strategy-policy": ObjectSpec(kwargs=_strategy, payloads={"put": {"policy_id": None}}),
     "api:firm-member-detail": ObjectSpec(
         kwargs=_member, payloads={"patch": {"role": Role.FIRM_ADMIN}, "put": {"role": "investor"}}
     ),

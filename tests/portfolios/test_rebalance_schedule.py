@@ -94,3 +94,26 @@ def test_the_daily_beat_entry_exists():
     from advisor.celery import app
 
     assert entry["task"] in app.tasks
+
+
+def test_a_requested_deposit_starts_a_cash_flow_rebalance(book, django_capture_on_commit_callbacks):
+    from decimal import Decimal
+
+    from portfolios.models import RebalanceRun
+    from portfolios.services_book import cash_flow_request
+
+    world, drifted, _inside = book
+    with django_capture_on_commit_callbacks(execute=True):
+        cash_flow_request(
+            firm=world.firm,
+            actor=world.users["advisor"],
+            portfolio=drifted,
+            kind="deposit",
+            amount=Decimal("2500.00"),
+        )
+    with firm_context(world.firm):
+        run = RebalanceRun.objects.get(trigger="cash_flow")
+        assert run.scope == {"portfolios": [drifted.pk]}
+        rp = RunPortfolio.objects.get(run=run)
+        assert rp.cash_flow == Decimal("2500.00")
+        assert rp.status == "proposed"

@@ -56,7 +56,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--firm", required=True, help="Firm slug.")
+        who = parser.add_mutually_exclusive_group(required=True)
+        who.add_argument("--firm", help="Firm slug.")
+        who.add_argument("--all-firms", action="store_true", help="Each active firm in turn.")
         parser.add_argument("--portfolio", type=int, nargs="*", help="Portfolio ids.")
         parser.add_argument("--preview", action="store_true")
         parser.add_argument("--approve", action="store_true", help="Approve and execute.")
@@ -67,11 +69,26 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        firm = Firm.objects.filter(slug=options["firm"]).first()
-        if firm is None:
-            raise CommandError(f"--firm: no firm {options['firm']!r}")
         if options["preview"] and options["approve"]:
             raise CommandError("--approve: a preview is never executed")
+        if options["all_firms"]:
+            if options["portfolio"]:
+                raise CommandError("--portfolio: give one --firm with portfolio ids")
+            firms = list(Firm.objects.filter(is_active=True).order_by("slug"))
+        else:
+            firm = Firm.objects.filter(slug=options["firm"]).first()
+            if firm is None:
+                raise CommandError(f"--firm: no firm {options['firm']!r}")
+            firms = [firm]
+        summaries = [self._one(firm, options) for firm in firms]
+        if options["json"]:
+            out = summaries if options["all_firms"] else summaries[0]
+            self.stdout.write(json.dumps(out, indent=2))
+        failed = [s for s in summaries if s["status"] == RunStatus.FAILED]
+        if failed:
+            raise CommandError(f"run {failed[0]['run']} failed: {failed[0]['error']}")
+
+    def _one(self, firm: Firm, options: dict[str, Any]) -> dict[str, Any]:
         show = not options["no_progress"]
         with firm_context(firm):
             try:
@@ -96,18 +113,16 @@ class Command(BaseCommand):
                     run.refresh_from_db()
             with transaction.atomic():
                 summary = run_summary(run)
-        if options["json"]:
-            self.stdout.write(json.dumps(summary, indent=2))
-        else:
+        summary["firm"] = firm.slug
+        if not options["json"]:
             self.stdout.write(
-                f"run {run.pk} {run.status}: {run.portfolios_total} portfolios, "
+                f"{firm.slug}: run {run.pk} {run.status}: {run.portfolios_total} portfolios, "
                 f"{run.portfolios_triggered} triggered, {run.portfolios_skipped} skipped, "
                 f"{run.orders_count} orders "
                 f"({run.orders_blocked} blocked, {run.orders_held} held), "
                 f"buys {run.buy_value}, sells {run.sell_value}"
             )
-        if run.status == RunStatus.FAILED:
-            raise CommandError(f"run {run.pk} failed: {run.error}")
+        return summary
 
     def _compute(self, firm: Firm, run: RebalanceRun, chunks: list[list[int]], show: bool) -> None:
         total = run.portfolios_total
