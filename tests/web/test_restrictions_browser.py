@@ -49,7 +49,7 @@ def _world() -> tuple[Book, Strategy]:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True, databases=["default", "owner"])
 def test_advisor_excludes_an_asset_and_sees_it_at_zero(page: Page, page_problems, screenshot):
-    book, strategy = _world()
+    book, _ = _world()
     page.goto("/login/")
     page.get_by_label("Username").fill(book.world.user(Role.ADVISOR).username)
     page.get_by_label("Password").fill(PASSWORD)
