@@ -27,17 +27,10 @@ from django.utils.html import format_html
 from accounts import admin_questionnaires  # noqa: F401  (registers the questionnaire admin)
 from accounts.models import Firm, Membership, Questionnaire, User
 from accounts.services import membership_create, membership_update
+from accounts.tenancy.admin import FIRM_PARAM
+from accounts.tenancy.admin import rendered as _rendered
 from accounts.tenancy.context import firm_context
-from compliance.admin import FIRM_PARAM
 from compliance.services import audit_record
-
-
-def _rendered(response: HttpResponse) -> HttpResponse:
-    """Render a TemplateResponse now, while the firm context is still set."""
-    render = getattr(response, "render", None)
-    if callable(render):
-        render()
-    return response
 
 
 class MembershipFormSet(BaseInlineFormSet):  # type: ignore[type-arg]

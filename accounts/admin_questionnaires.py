@@ -25,7 +25,7 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts.models import AnswerOption, Question, Questionnaire, QuestionnaireStatus, User
@@ -38,8 +38,8 @@ from accounts.risk_services import (
     questionnaire_update_draft,
     questions_validate,
 )
-from accounts.tenancy.context import current_firm, firm_context
-from compliance.admin import _firm_from, _rendered
+from accounts.tenancy.admin import FirmScopedAdminMixin
+from accounts.tenancy.context import current_firm
 
 OPTION_LINE_HELP = (
     "One option per line: code | text | points, optionally followed by | tags (comma "
@@ -233,7 +233,7 @@ class QuestionnaireAddForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Questionnaire)
-class QuestionnaireAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QuestionnaireAdmin(FirmScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("name", "key", "version", "status", "question_count", "published_at")
     list_filter = ("firm", "status")
     list_select_related = ("firm",)
@@ -241,46 +241,9 @@ class QuestionnaireAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ordering = ("key", "-version")
     actions = ["publish", "new_version"]
 
-    # --- one firm at a time
+    # --- one firm at a time (FirmScopedAdminMixin)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Questionnaire]:
-        if current_firm() is None:
-            # No firm chosen: an empty list, without touching the firm-scoped manager.
-            return QuerySet(model=Questionnaire).none()
-        return super().get_queryset(request)
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        firm = _firm_from(request)
-        if firm is None:
-            messages.info(
-                request, "Choose a firm in the filter: each firm has its own questionnaires."
-            )
-        with firm_context(firm):
-            return _rendered(super().changelist_view(request, extra_context))
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        with firm_context(_firm_from(request)):
-            return _rendered(super().changeform_view(request, object_id, form_url, extra_context))
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        with firm_context(_firm_from(request)):
-            return _rendered(super().delete_view(request, object_id, extra_context))
-
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        with firm_context(_firm_from(request)):
-            return _rendered(super().history_view(request, object_id, extra_context))
+    firm_choice_message = "Choose a firm in the filter: each firm has its own questionnaires."
 
     # --- what may be done: drafts only
 

@@ -30,7 +30,7 @@ from accounts.models import (
 )
 from accounts.services import membership_create
 from accounts.tenancy.context import firm_context, require_firm
-from compliance.services import audit_record
+from compliance.services import audit_changes_save, audit_record
 from portfolios.models import Portfolio, PortfolioStatus, PortfolioType
 
 HOUSEHOLD_PERMS = ("view_household", "change_household")
@@ -87,16 +87,13 @@ def household_update(
     if notes is not None and notes != household.notes:
         changes["notes"] = [household.notes, notes]
         household.notes = notes
-    if changes:
-        with transaction.atomic():
-            household.save(update_fields=list(changes))
-            audit_record(
-                action="household.changed",
-                actor=actor,
-                object_type="household",
-                object_id=household.pk,
-                payload={"changes": changes},
-            )
+    audit_changes_save(
+        obj=household,
+        changes=changes,
+        action="household.changed",
+        actor=actor,
+        object_type="household",
+    )
     return household
 
 
@@ -187,16 +184,9 @@ def client_update(*, client: Client, actor: User | None, **fields: Any) -> Clien
     if "kyc_status" in changes and verified and "kyc_date" not in fields:
         client.kyc_date = timezone.localdate()
         changes["kyc_date"] = [None, _jsonable(client.kyc_date)]
-    if changes:
-        with transaction.atomic():
-            client.save(update_fields=list(changes))
-            audit_record(
-                action="client.changed",
-                actor=actor,
-                object_type="client",
-                object_id=client.pk,
-                payload={"changes": changes},
-            )
+    audit_changes_save(
+        obj=client, changes=changes, action="client.changed", actor=actor, object_type="client"
+    )
     return client
 
 
@@ -408,14 +398,11 @@ def portfolio_update(
     if name is not None and name != portfolio.name:
         changes["name"] = [portfolio.name, name]
         portfolio.name = name
-    if changes:
-        with transaction.atomic():
-            portfolio.save(update_fields=list(changes))
-            audit_record(
-                action="portfolio.changed",
-                actor=actor,
-                object_type="portfolio",
-                object_id=portfolio.pk,
-                payload={"changes": changes},
-            )
+    audit_changes_save(
+        obj=portfolio,
+        changes=changes,
+        action="portfolio.changed",
+        actor=actor,
+        object_type="portfolio",
+    )
     return portfolio

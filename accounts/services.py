@@ -8,7 +8,7 @@ from django.db import transaction
 
 from accounts.models import Firm, Membership, Role, User
 from accounts.tenancy.context import TenancyError, firm_context, require_firm, user_context
-from compliance.services import audit_record
+from compliance.services import audit_changes_save, audit_record
 
 
 def membership_create(
@@ -47,17 +47,14 @@ def membership_update(
     if is_active is not None and is_active != membership.is_active:
         changes["is_active"] = [membership.is_active, is_active]
         membership.is_active = is_active
-    if not changes:
-        return membership
-    with transaction.atomic():
-        membership.save(update_fields=[*changes.keys()])
-        audit_record(
-            action="membership.changed",
-            actor=actor,
-            object_type="membership",
-            object_id=membership.pk,
-            payload={"user_id": membership.user_id, "changes": changes},
-        )
+    audit_changes_save(
+        obj=membership,
+        changes=changes,
+        action="membership.changed",
+        actor=actor,
+        object_type="membership",
+        payload={"user_id": membership.user_id},
+    )
     return membership
 
 

@@ -1,7 +1,8 @@
 """Privileges of the application role, re-applied after every migrate.
 
 The application role may read and write every table, TRUNCATE none, and on the
-audit table only INSERT and SELECT. It owns nothing, so row-level security applies.
+audit table and the strategy version tables only INSERT and SELECT. It owns nothing,
+so row-level security applies.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from typing import Any
 from django.db import connections
 
 APPEND_ONLY_TABLES = ("compliance_auditevent",)
+# Immutable strategy model versions: a trigger refuses UPDATE and DELETE to everyone;
+# the REVOKE is a second layer for the application role.
+VERSION_TABLES = ("portfolios_strategyversion", "portfolios_customisedversion")
+INSERT_SELECT_ONLY_TABLES = APPEND_ONLY_TABLES + VERSION_TABLES
 
 
 def application_role() -> str:
@@ -25,7 +30,7 @@ def grant_statements(app_role: str, existing_tables: set[str]) -> list[str]:
         f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
     ]
-    for table in APPEND_ONLY_TABLES:
+    for table in INSERT_SELECT_ONLY_TABLES:
         if table in existing_tables:
             statements.append(f'REVOKE UPDATE, DELETE, TRUNCATE ON "{table}" FROM {role}')
             statements.append(f'REVOKE UPDATE, DELETE, TRUNCATE ON "{table}" FROM PUBLIC')

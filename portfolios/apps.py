@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class PortfoliosConfig(AppConfig):
@@ -7,6 +8,11 @@ class PortfoliosConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import demo
+        from portfolios.schedules import beat_schedules_on_migrate
+
+        post_migrate.connect(
+            beat_schedules_on_migrate, sender=self, dispatch_uid="portfolios.schedules"
+        )
         from portfolios import admin_market  # noqa: F401  (registers the market admin)
         from portfolios.demo_market import market_seeder
         from portfolios.demo_strategy import strategy_seeder

@@ -14,16 +14,19 @@ by every portfolio with that signature.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from accounts.tenancy.models import FirmOwnedModel, FirmScopedManager
+from portfolios.engine.customise import Customisation
 from portfolios.engine.types import Method
 from portfolios.models_market import PriceFrequency
 
 __all__ = [
+    "ClientRestriction",
     "CustomisedVersion",
     "Strategy",
     "StrategyStatus",
@@ -193,3 +196,56 @@ class CustomisedVersion(FirmOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.version_id} {self.signature[:12]}"
+
+
+class ClientRestriction(FirmOwnedModel):
+    """A client's restrictions on the strategies they follow (one row per client).
+
+    Excluded assets and tags, per-asset bounds ``{symbol: [lo, hi]}`` and asset-class
+    tilts ``{class: tilt}``: the engine's :class:`~portfolios.engine.customise.Customisation`
+    (``as_customisation``). Written only by ``client_restriction_set`` / ``_clear``,
+    which validate every field and audit the change.
+    """
+
+    objects = FirmScopedManager["ClientRestriction"]()
+
+    # One row per client: the unique constraint (firm first) makes it one-to-one.
+    client = models.ForeignKey("accounts.Client", on_delete=models.PROTECT, related_name="+")
+    excluded_assets = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    excluded_tags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    asset_bounds = models.JSONField(default=dict, blank=True)
+    class_tilts = models.JSONField(default=dict, blank=True)
+    note = models.TextField(blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        base_manager_name = "objects"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["firm", "client"], name="clientrestriction_firm_client_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"restrictions of client {self.client_id}"
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "excluded_assets": list(self.excluded_assets),
+            "excluded_tags": list(self.excluded_tags),
+            "asset_bounds": {k: list(v) for k, v in dict(self.asset_bounds).items()},
+            "class_tilts": dict(self.class_tilts),
+        }
+
+    def as_customisation(self) -> Customisation:
+        return Customisation(
+            excluded_assets=frozenset(self.excluded_assets),
+            excluded_tags=frozenset(self.excluded_tags),
+            asset_bounds={
+                k: (float(v[0]), float(v[1])) for k, v in dict(self.asset_bounds).items()
+            },
+            class_tilts={k: float(v) for k, v in dict(self.class_tilts).items()},
+        )

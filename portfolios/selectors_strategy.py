@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import pandas as pd  # type: ignore[import-untyped]
 from django.db.models import Count, Max, QuerySet
 
+from portfolios.engine.customise import Customisation
 from portfolios.models_strategy import (
+    ClientRestriction,
     CustomisedVersion,
     Strategy,
     StrategyStatus,
@@ -99,3 +102,27 @@ def strategy_list_for_risk_level(*, risk_level: int) -> list[Strategy]:
             s.name,
         ),
     )
+
+
+def client_restriction_get(*, client_id: int) -> ClientRestriction | None:
+    """The client's stored restrictions (current firm), or None."""
+    return ClientRestriction.objects.filter(client_id=client_id).first()
+
+
+def customisations_for_clients(*, client_ids: Iterable[int]) -> dict[int, Customisation]:
+    """Client id -> engine customisation, in one query (current firm).
+
+    Clients without restrictions, or whose restrictions are all empty, are absent:
+    they follow the strategy's own weights.
+    """
+    ids = sorted({int(i) for i in client_ids})
+    if not ids:
+        return {}
+    out: dict[int, Customisation] = {}
+    for row in ClientRestriction.objects.filter(client_id__in=ids).only(
+        "client_id", "excluded_assets", "excluded_tags", "asset_bounds", "class_tilts"
+    ):
+        customisation = row.as_customisation()
+        if not customisation.is_empty:
+            out[row.client_id] = customisation
+    return out

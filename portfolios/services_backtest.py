@@ -29,7 +29,9 @@ from portfolios.engine.backtest import (
     backtest_run,
 )
 from portfolios.engine.optimise import weights_function
-from portfolios.engine.types import Method, OptimiseRequest
+from portfolios.engine.optimise.walkforward import screened_weights_function
+from portfolios.engine.screening import ScreeningRules
+from portfolios.engine.types import Method, OptimiseRequest, StrategyError
 from portfolios.models_market import Asset, AssetClass, PriceFrequency
 from portfolios.selectors_market import market_cap_latest, price_matrix
 
@@ -44,6 +46,9 @@ class StrategySpec:
     symbols: tuple[str, ...]
     lookback: int | None = None  # returns; None: 252 daily, 36 monthly
     parameters: Mapping[str, Any] = field(default_factory=dict)  # OptimiseRequest fields
+    # Index strategies: ScreeningRules fields, applied at every reconstitution ({}: the
+    # engine's defaults, as for a version). None: no screening (an ad-hoc spec).
+    screening: Mapping[str, Any] | None = None
 
 
 def periods_per_year(*, symbols: list[str], frequency: str) -> int:
@@ -60,14 +65,28 @@ def spec_from_strategy(strategy: Any) -> tuple[StrategySpec, str]:
 
     kwargs = request_kwargs(strategy.parameters)
     lookback = kwargs.pop("lookback", None)
-    spec = StrategySpec(strategy.method, tuple(strategy.universe), lookback, kwargs)
+    spec = StrategySpec(
+        strategy.method,
+        tuple(strategy.universe),
+        lookback,
+        kwargs,
+        screening=dict(strategy.screening or {}),
+    )
     return spec, str(strategy.price_frequency)
 
 
 def strategy_weights_function(
-    spec: StrategySpec, *, frequency: int, market_caps: Mapping[str, float]
+    spec: StrategySpec,
+    *,
+    frequency: int,
+    market_caps: Mapping[str, float],
+    volumes: pd.DataFrame | None = None,
 ) -> WeightsFunction:
-    """Weights from ``optimise`` on the history the backtest hands over (nothing later)."""
+    """Weights from ``optimise`` on the history the backtest hands over (nothing later).
+
+    An index strategy is screened at every reconstitution (``spec.screening``, the
+    engine's defaults otherwise, as when a version is computed), on that history only.
+    """
     lookback = spec.lookback or (36 if frequency == 12 else 252)
     asset_classes = dict(
         Asset.objects.filter(symbol__in=spec.symbols).values_list("symbol", "asset_class")
@@ -83,6 +102,12 @@ def strategy_weights_function(
         market_caps=dict(market_caps),
         **parameters,
     )
+    if Method(spec.method) is Method.INDEX and spec.screening is not None:
+        try:
+            rules = ScreeningRules(**{"frequency": frequency, **dict(spec.screening)})
+        except (StrategyError, TypeError) as exc:
+            raise BacktestInputError(f"screening: {exc}") from None
+        return screened_weights_function(template, rules, volumes=volumes)
     return weights_function(template)
 
 
@@ -120,10 +145,18 @@ def backtest_strategy(
             f"for every asset, the lookback needs {lookback + 1}"
         )
     prices = matrix[symbols].dropna()
+    volumes = None
+    if spec.screening and spec.screening.get("min_avg_traded_value") is not None:
+        from portfolios.selectors_strategy import volume_matrix
+
+        volumes = volume_matrix(symbols=symbols, frequency=frequency, end=end)
     return backtest_run(
         prices,
         strategy_weights_function(
-            dataclasses.replace(spec, symbols=tuple(symbols)), frequency=ppy, market_caps=caps
+            dataclasses.replace(spec, symbols=tuple(symbols)),
+            frequency=ppy,
+            market_caps=caps,
+            volumes=volumes,
         ),
         policy=policy,
         costs=costs,

@@ -2,11 +2,26 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from portfolios import views_strategy
+from portfolios import views_restriction, views_strategy
 
 app_name = "portfolios"
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path(
+        "clients/<int:pk>/restrictions/",
+        views_restriction.client_restrictions_panel,
+        name="client_restrictions_panel",
+    ),
+    path(
+        "clients/<int:pk>/restrictions/save/",
+        views_restriction.client_restrictions_save,
+        name="client_restrictions_save",
+    ),
+    path(
+        "clients/<int:pk>/recommendation/",
+        views_restriction.client_recommendation_panel,
+        name="client_recommendation_panel",
+    ),
     path("strategies/", views_strategy.strategy_list_page, name="strategy_list"),
     path("strategies/<int:pk>/", views_strategy.strategy_detail, name="strategy_detail"),
     path(

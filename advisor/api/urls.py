@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import api as accounts_api
 from accounts import book_api, risk_api, strategy_api
 from advisor.api.errors import route_not_found
-from portfolios import api_backtest, api_book, api_market, api_strategy
+from portfolios import api_backtest, api_book, api_market, api_restriction, api_strategy
 
 app_name = "api"
 
@@ -40,6 +40,16 @@ v1: list[URLPattern | URLResolver] = [
         "clients/<int:pk>/invitations/",
         book_api.ClientInvitationView.as_view(),
         name="client-invitation",
+    ),
+    path(
+        "clients/<int:pk>/restrictions/",
+        api_restriction.ClientRestrictionView.as_view(),
+        name="client-restrictions",
+    ),
+    path(
+        "clients/<int:pk>/restrictions/preview/",
+        api_restriction.ClientRestrictionPreviewView.as_view(),
+        name="client-restrictions-preview",
     ),
     path("invitations/accept/", book_api.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("portfolios/", book_api.PortfolioListView.as_view(), name="portfolio-list"),

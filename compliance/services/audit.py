@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Firm, User
@@ -117,3 +118,33 @@ def audit_record(
         run_id=run_id,
     )
     return audit_record_many(entries=[entry])[0]
+
+
+def audit_changes_save(
+    *,
+    obj: Model,
+    changes: Mapping[str, Any],
+    action: str,
+    actor: User | None,
+    object_type: str,
+    payload: Mapping[str, Any] | None = None,
+) -> bool:
+    """Save the changed fields of ``obj`` and record ``action`` with the changes.
+
+    ``changes`` maps each changed field to ``[old, new]`` (already set on ``obj``).
+    One transaction: ``save(update_fields=...)`` then the audit event, whose payload
+    is ``payload`` plus ``{"changes": changes}``. Nothing is written, and False is
+    returned, when ``changes`` is empty.
+    """
+    if not changes:
+        return False
+    with transaction.atomic():
+        obj.save(update_fields=list(changes))
+        audit_record(
+            action=action,
+            actor=actor,
+            object_type=object_type,
+            object_id=obj.pk,
+            payload={**(payload or {}), "changes": dict(changes)},
+        )
+    return True

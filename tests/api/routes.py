@@ -328,6 +328,13 @@ OBJECTS: dict[str, ObjectSpec] = {
     "api:client-detail": ObjectSpec(
         kwargs=lambda w: {"pk": _book(w).client.pk}, payloads={"patch": {"phone": "555-0199"}}
     ),
+    "api:client-restrictions": ObjectSpec(
+        kwargs=lambda w: (_market_asset(), {"pk": _book(w).client.pk})[1],
+        payloads={"put": {"excluded_assets": ["MATRIXCOIN"], "note": "no coins"}, "delete": {}},
+    ),
+    "api:client-restrictions-preview": ObjectSpec(
+        kwargs=lambda w: {"pk": _book(w).client.pk},
+    ),
     "api:client-invitation": ObjectSpec(
         kwargs=lambda w: {"pk": _book(w).client.pk},
         payloads={"post": {"email": "someone@example.test"}},

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pandas as pd  # type: ignore[import-untyped]
 
 from portfolios.engine.optimise.core import optimise
+from portfolios.engine.screening import ScreeningResult, ScreeningRules, screen
 from portfolios.engine.types import OptimiseRequest, OptimiseResult
 
 
@@ -29,6 +30,41 @@ def weights_function(
         result = optimise(dataclasses.replace(request, prices=prices))
         if on_result is not None:
             on_result(prices.index[-1], result)
+        return dict(result.weights)
+
+    return compute
+
+
+def screened_weights_function(
+    request: OptimiseRequest,
+    rules: ScreeningRules,
+    *,
+    volumes: pd.DataFrame | None = None,
+    on_screen: Callable[[pd.Timestamp, ScreeningResult], None] | None = None,
+) -> Callable[[pd.DataFrame], dict[str, float]]:
+    """Like :func:`weights_function`, screening the universe at every reconstitution.
+
+    At each call the universe is screened on the prices handed over (nothing after
+    the decision date) and on the volumes up to that date only; the assets screened
+    out join the request's exclusions for that computation. An asset with too short a
+    history is thus excluded early and admitted once it has enough.
+    """
+
+    def compute(prices: pd.DataFrame) -> dict[str, float]:
+        as_of = prices.index[-1]
+        seen = None if volumes is None else volumes.sort_index().loc[:as_of]
+        screened = screen(
+            request.universe,
+            prices,
+            rules,
+            volumes=seen,
+            asset_classes=request.asset_classes,
+            as_of=as_of,
+        )
+        if on_screen is not None:
+            on_screen(as_of, screened)
+        excluded = frozenset(request.exclusions) | frozenset(screened.excluded_symbols)
+        result = optimise(dataclasses.replace(request, prices=prices, exclusions=excluded))
         return dict(result.weights)
 
     return compute
