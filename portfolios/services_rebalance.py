@@ -31,6 +31,7 @@ from compliance import rules as compliance_rules
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
 from portfolios.bulk import staged_copy
 from portfolios.engine import rebalance as engine
+from portfolios.engine.customise import Customisation
 from portfolios.models import Portfolio, PortfolioStatus, PortfolioType
 from portfolios.models_holdings import (
     CashFlow,
@@ -55,7 +56,13 @@ from portfolios.models_rebalance import (
     TriggerMode,
 )
 from portfolios.models_strategy import StrategyVersion
+from portfolios.selectors_strategy import customisations_for_clients
 from portfolios.services_book import rebalance_policy_default_get
+from portfolios.services_strategy import (
+    StrategyInputError,
+    customised_version_get_or_compute,
+    customised_versions_get_or_compute_many,
+)
 
 CHUNK_SIZE = 2000
 CENT = Decimal("0.01")
@@ -319,7 +326,8 @@ class ChunkState:
     held: dict[tuple[int, int], Decimal]
     target_index: np.ndarray
     targets: np.ndarray
-    target_keys: list[int]
+    target_keys: list[tuple[int, str]]  # (strategy version id, customised signature or "")
+    client_excluded: dict[int, frozenset[str]]
     lot_ids: np.ndarray
     lot_portfolio: np.ndarray
     lot_asset: np.ndarray
@@ -401,6 +409,11 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         price_map=price_map,
     )
     rows = [r for r in rows if r[0] not in skipped]
+    # Per-client restrictions: one customised version per distinct signature, shared.
+    target_of, excluded = _customised_targets(
+        rows=rows, versions=versions, weights_of=weights_of, skipped=skipped
+    )
+    rows = [r for r in rows if r[0] not in skipped]
     n = len(rows)
     pids = np.array([r[0] for r in rows], dtype=np.int64)
     index_of = {int(pid): i for i, pid in enumerate(pids)}
@@ -413,16 +426,15 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         holdings[i, j] = float(qty)
         held[(i, j)] = qty
 
-    target_keys = sorted(weights_of)
-    targets = np.zeros((max(len(target_keys), 1), n_assets))
-    for t, vid in enumerate(target_keys):
-        for symbol, weight in weights_of[vid].items():
-            if symbol in col_of_symbol:  # else its portfolios were skipped above
-                targets[t, col_of_symbol[symbol]] = float(weight)
-    row_of_version = {vid: t for t, vid in enumerate(target_keys)}
-    target_index = np.zeros(n, dtype=np.int64)
-    for i, r in enumerate(rows):
-        target_index[i] = row_of_version[versions[r[3]]]
+    distinct = sorted({target_of[r[0]] for r in rows})
+    targets = np.zeros((max(len(distinct), 1), n_assets))
+    row_of_target = {}
+    for t, (key, weights) in enumerate(distinct):
+        row_of_target[key] = t
+        for symbol, weight in weights:
+            targets[t, col_of_symbol[symbol]] = float(weight)
+    target_keys = [key for key, _ in distinct]
+    target_index = np.array([row_of_target[target_of[r[0]][0]] for r in rows], dtype=np.int64)
 
     taxable = np.array([r[7] == PortfolioType.TAXABLE for r in rows], dtype=bool)
     lot_rows = list(
@@ -483,6 +495,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         target_index=target_index,
         targets=targets,
         target_keys=target_keys,
+        client_excluded=excluded,
         lot_ids=np.array([r[0] for r in lot_rows], dtype=np.int64),
         lot_portfolio=np.array([index_of[r[1]] for r in lot_rows], dtype=np.int64),
         lot_asset=np.array([col[r[2]] for r in lot_rows], dtype=np.int64),
@@ -534,6 +547,60 @@ def _skip_reasons(
                 f"{(value[pid] + cash).quantize(CENT)}"
             )
     return reasons
+
+
+Target = tuple[tuple[int, str], tuple[tuple[str, str], ...]]
+
+
+def _customised_targets(
+    *,
+    rows: list[tuple[Any, ...]],
+    versions: dict[int, int],
+    weights_of: dict[int, dict[str, str]],
+    skipped: dict[int, str],
+) -> tuple[dict[int, Target], dict[int, frozenset[str]]]:
+    """Each portfolio's target: its strategy version's weights, or, for a client with
+    restrictions, the customised version of that signature (computed once, shared).
+    A customisation that cannot be applied skips its portfolios with the reason."""
+    customs = customisations_for_clients(client_ids=[r[1] for r in rows])
+    plain = {vid: tuple(sorted(w.items())) for vid, w in weights_of.items()}
+    target_of: dict[int, Target] = {}
+    excluded: dict[int, frozenset[str]] = {}
+    wanted: dict[tuple[int, int], Customisation] = {}
+    for r in rows:
+        vid = versions[r[3]]
+        custom = customs.get(r[1])
+        if custom is None:
+            target_of[r[0]] = ((vid, ""), plain[vid])
+        else:
+            wanted[(r[0], vid)] = custom
+            excluded[r[1]] = custom.excluded_assets
+    if wanted:
+        ids = {v for _, v in wanted}
+        version_rows = {v.pk: v for v in StrategyVersion.objects.filter(pk__in=ids)}
+        keys = list(wanted)
+        pairs = [(version_rows[vid], wanted[(pid, vid)]) for pid, vid in keys]
+        try:  # one query and one bulk insert for the whole chunk
+            rows_out: list[Any] = customised_versions_get_or_compute_many(
+                pairs=pairs, actor_label="rebalance"
+            )
+        except StrategyInputError:  # find which ones fail; the others go on
+            rows_out = []
+            for pid, vid in keys:
+                try:
+                    row, _ = customised_version_get_or_compute(
+                        version=version_rows[vid],
+                        customisation=wanted[(pid, vid)],
+                        actor_label="rebalance",
+                    )
+                except StrategyInputError as exc:
+                    skipped[pid] = f"the client's restrictions cannot be applied: {exc}"
+                    row = None
+                rows_out.append(row)
+        for (pid, vid), row in zip(keys, rows_out, strict=True):
+            if row is not None:
+                target_of[pid] = ((vid, row.signature), tuple(sorted(row.weights.items())))
+    return target_of, excluded
 
 
 def _steps(state: ChunkState, snapshot: dict[str, Any]) -> list[Decimal]:
@@ -627,7 +694,7 @@ def _rules_book(state: ChunkState, rows: np.ndarray, book: engine.BookState) -> 
         "profile_expires": np.full(n, -1, dtype=np.int64),
         "open_flags": np.zeros(n, dtype=np.int64),
         "kyc_complete": np.ones(n, dtype=bool),
-        "client_restricted": np.zeros((n, len(state.symbols)), dtype=bool),
+        "client_restricted": _client_restricted(state, rows),
         "recent_loss_sale": book.recent_loss_sale,
         "recent_purchase": book.recent_purchase,
         "as_of": book.as_of,
@@ -635,6 +702,17 @@ def _rules_book(state: ChunkState, rows: np.ndarray, book: engine.BookState) -> 
     for enrich in BOOK_ENRICHERS:
         enrich(state, rows, fields)
     return compliance_rules.Book(**fields)
+
+
+def _client_restricted(state: ChunkState, rows: np.ndarray) -> np.ndarray:
+    """(rows x assets): the assets each portfolio's client has excluded."""
+    matrix = np.zeros((len(rows), len(state.symbols)), dtype=bool)
+    col = {symbol: j for j, symbol in enumerate(state.symbols)}
+    for k, i in enumerate(rows.tolist()):
+        for symbol in state.client_excluded.get(int(state.client_ids[i]), ()):
+            if symbol in col:
+                matrix[k, col[symbol]] = True
+    return matrix
 
 
 def rule_set_builtin() -> tuple[int | None, Sequence[compliance_rules.Rule]]:
@@ -794,8 +872,8 @@ def _chunk_write(
                     statuses[k],
                     names[int(proposal.trigger[k])],
                     int(state.policy_ids[i]),
-                    int(state.target_keys[int(state.target_index[i])]),
-                    "",
+                    state.target_keys[int(state.target_index[i])][0],
+                    state.target_keys[int(state.target_index[i])][1],
                     _dec(proposal.nav[k], CENT),
                     state.cash[i],
                     state.cash_flow[i],

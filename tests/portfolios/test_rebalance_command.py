@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -26,7 +27,7 @@ def book(firm_a):
     return firm_a
 
 
-def _call(*args: str) -> tuple[dict, str]:
+def _call(*args: str) -> tuple[Any, str]:
     out, err = io.StringIO(), io.StringIO()
     call_command("rebalance", *args, stdout=out, stderr=err)
     return json.loads(out.getvalue()), err.getvalue()

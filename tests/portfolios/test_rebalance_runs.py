@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -32,23 +34,32 @@ from .rebalance_factories import AS_OF, asset_make, portfolio_make, strategy_mak
 pytestmark = pytest.mark.django_db
 
 
+_capture: Any = None
+
+
 @pytest.fixture(autouse=True)
-def _committed(django_capture_on_commit_callbacks, monkeypatch):
+def _committed(django_capture_on_commit_callbacks: Any) -> Iterator[None]:
     """Run after-commit work (the Celery fan-out, eager here) when each service returns,
     as it would after the request's commit."""
+    global _capture
+    _capture = django_capture_on_commit_callbacks
+    yield
+    _capture = None
 
-    def wrap(fn):
-        def inner(**kwargs):
-            with django_capture_on_commit_callbacks(execute=True):
-                result = fn(**kwargs)
-            return result
 
-        return inner
+def rebalance_run_start(**kwargs: Any) -> RebalanceRun:
+    with _capture(execute=True):
+        return services_rebalance.rebalance_run_start(**kwargs)
 
-    global rebalance_run_start, rebalance_run_approve, run_portfolio_decide
-    rebalance_run_start = wrap(services_rebalance.rebalance_run_start)
-    rebalance_run_approve = wrap(services_execution.rebalance_run_approve)
-    run_portfolio_decide = wrap(services_execution.run_portfolio_decide)
+
+def rebalance_run_approve(**kwargs: Any) -> int:
+    with _capture(execute=True):
+        return services_execution.rebalance_run_approve(**kwargs)
+
+
+def run_portfolio_decide(**kwargs: Any) -> RunPortfolio:
+    with _capture(execute=True):
+        return services_execution.run_portfolio_decide(**kwargs)
 
 
 @pytest.fixture
@@ -338,3 +349,32 @@ def test_portfolios_that_cannot_be_rebalanced_are_skipped_with_reasons(book):
             ).count()
             == 3
         )
+
+
+def test_a_client_with_an_exclusion_rebalances_to_the_customised_target(book):
+    from portfolios.models import CustomisedVersion
+    from portfolios.services_restriction import client_restriction_set
+
+    world, strategy = book
+    with firm_context(world.firm):
+        p = portfolio_make(world.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"})
+        twin = portfolio_make(world.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"})
+        for portfolio in (p, twin):
+            client_restriction_set(
+                firm=world.firm,
+                actor=world.users["advisor"],
+                client=portfolio.client,
+                data={"excluded_assets": ["BBB"]},
+            )
+        plain = portfolio_make(world.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"})
+        run = rebalance_run_start(trigger="manual", preview=True, as_of=AS_OF)
+        rows = {rp.portfolio_id: rp for rp in RunPortfolio.objects.filter(run=run)}
+        # The two restricted clients share one customised version; the third follows the strategy.
+        assert rows[p.pk].target_signature
+        assert rows[p.pk].target_signature == rows[twin.pk].target_signature
+        assert rows[plain.pk].target_signature == ""
+        assert CustomisedVersion.objects.count() == 1
+        orders = {o.asset.symbol: o for o in Order.objects.filter(run=run, portfolio=p)}
+        assert orders["BBB"].side == "sell"
+        assert orders["BBB"].quantity == Decimal("40")  # all of it: its target is zero
+        assert orders["AAA"].side == "buy"
