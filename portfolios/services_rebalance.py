@@ -197,7 +197,16 @@ def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> di
         .distinct()
     )
     prices = _latest_prices(asset_ids=target_assets | held_assets, as_of=as_of)
+    assets = {
+        str(pk): [symbol, fractional, str(step), asset_class, sector or "", list(tags)]
+        for pk, symbol, fractional, step, asset_class, sector, tags in Asset.objects.filter(
+            pk__in=list(prices)
+        ).values_list(
+            "pk", "symbol", "fractional", "quantity_step", "asset_class", "sector", "tags"
+        )
+    }
     return {
+        "assets": assets,
         "default_policy": default.pk,
         "policies": {str(k): v for k, v in policies.items()},
         "versions": {str(k): v for k, v in version_of.items()},
@@ -334,6 +343,7 @@ class ChunkState:
     lot_quantity: np.ndarray
     lot_unit_cost: np.ndarray
     lot_acquired: np.ndarray
+    lot_record: list[list[Any]]  # [id, asset id, quantity, unit cost, acquired on] as read
     recent_loss_sale: np.ndarray
     recent_purchase: np.ndarray
 
@@ -366,10 +376,9 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
 
     # Assets: everything priced for the run.
     price_map = {int(k): v for k, v in inputs["prices"].items()}
-    asset_rows = list(
-        Asset.objects.filter(pk__in=list(price_map))
-        .order_by("pk")
-        .values_list("pk", "symbol", "fractional", "quantity_step", "asset_class", "sector")
+    # The assets as the run saw them when it started (quantity steps can change later).
+    asset_rows = sorted(
+        (int(pk), a[0], bool(a[1]), Decimal(a[2]), a[3], a[4]) for pk, a in inputs["assets"].items()
     )
     asset_ids = np.array([a[0] for a in asset_rows], dtype=np.int64)
     col = {int(a): j for j, a in enumerate(asset_ids)}
@@ -502,6 +511,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         lot_quantity=np.array([float(r[3]) for r in lot_rows]),
         lot_unit_cost=np.array([float(r[4]) for r in lot_rows]),
         lot_acquired=np.array([r[5].toordinal() for r in lot_rows], dtype=np.int64),
+        lot_record=[[r[0], r[2], str(r[3]), str(r[4]), r[5].isoformat()] for r in lot_rows],
         recent_loss_sale=recent_loss_sale,
         recent_purchase=recent_purchase,
     )
@@ -825,9 +835,9 @@ def _chunk_write(
     rules_seconds = 0.0
     rule_set = rules_from_snapshot(run.policy_snapshot["compliance"])
     price_of = state.prices
-    lots_of: dict[int, list[int]] = defaultdict(list)
-    for lot_id, i in zip(state.lot_ids.tolist(), state.lot_portfolio.tolist(), strict=True):
-        lots_of[i].append(lot_id)
+    lots_of: dict[int, list[list[Any]]] = defaultdict(list)
+    for record, i in zip(state.lot_record, state.lot_portfolio.tolist(), strict=True):
+        lots_of[i].append(record)
     for rows, proposal, steps, extra in result.proposals:
         book: engine.BookState = extra["book"]
         proposed = proposal.order_status == 0
@@ -1087,8 +1097,11 @@ def _failure_json(failure: Any) -> dict[str, Any]:
     }
 
 
-def _portfolio_state(state: ChunkState, i: int, lots_of: dict[int, list[int]]) -> dict[str, Any]:
-    """What replay needs of one portfolio: holdings, lots, cash and flows as read."""
+def _portfolio_state(
+    state: ChunkState, i: int, lots_of: dict[int, list[list[Any]]]
+) -> dict[str, Any]:
+    """What replay needs of one portfolio: holdings, lots, cash, flows and wash-sale
+    windows as read (prices, assets, targets and policies are in the run snapshot)."""
     held = {
         str(int(state.asset_ids[j])): str(state.held[(i, j)])
         for j in np.flatnonzero(state.holdings[i]).tolist()
@@ -1100,6 +1113,9 @@ def _portfolio_state(state: ChunkState, i: int, lots_of: dict[int, list[int]]) -
         "cash_flow": str(state.cash_flow[i]),
         "flows": state.flow_ids[i],
         "lots": lots,
+        "recent_loss_sale": [int(a) for a in state.asset_ids[state.recent_loss_sale[i]]],
+        "recent_purchase": [int(a) for a in state.asset_ids[state.recent_purchase[i]]],
+        "policy": int(state.policy_ids[i]),
         "taxable": bool(state.taxable[i]),
         "household": int(state.household_ids[i]),
     }
