@@ -381,9 +381,8 @@ def my_portfolio(request: HttpRequest) -> HttpResponse:
     if not isinstance(membership, Membership):
         raise PermissionDenied
     portfolios = []
-    for portfolio in portfolio_list_visible(membership=membership).filter(
-        client__user=request.user
-    ):
+    own = portfolio_list_visible(membership=membership).filter(client__user=_user(request))
+    for portfolio in own:
         rows, nav = portfolio_allocation(portfolio=portfolio)
         trades = portfolio_trades(membership=membership, portfolio_id=portfolio.pk)
         portfolios.append(
