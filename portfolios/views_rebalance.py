@@ -207,7 +207,7 @@ def rebalance_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows = run_portfolio_list(membership=membership, run=run, status=wanted or None)
     context = {
         **_progress_context(run),
-        "rows": rows[:500],
+        "rows": [{"row": r, "why": trigger_text(r.trigger)} for r in rows[:500]],
         "row_count": rows.count(),
         "statuses": RunPortfolioStatus.choices,
         "wanted": wanted,
