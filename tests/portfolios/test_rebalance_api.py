@@ -90,15 +90,18 @@ def api(django_capture_on_commit_callbacks):
 def _start(api, user: User, **body: Any) -> dict[str, Any]:
     response = api(user).post(RUNS, {"as_of": AS_OF.isoformat(), **body})
     assert response.status_code == 201, response.content
-    return api(user).get(f"{RUNS}{response.json()['id']}/").json()
+    run: dict[str, Any] = api(user).get(f"{RUNS}{response.json()['id']}/").json()
+    return run
 
 
 def test_advisor_previews_their_book_and_sees_only_their_households(api, book):
     advisor = book.world.user(Role.ADVISOR)
     run = _start(api, advisor)
-    assert run["status"] == RunStatus.PREVIEW and run["preview"] is True
+    assert run["status"] == RunStatus.PREVIEW
+    assert run["preview"] is True
     # The advisor's book is their households: the investor's portfolio, not the other one.
-    assert run["portfolios_total"] == 1 and run["progress"] == 1.0
+    assert run["portfolios_total"] == 1
+    assert run["progress"] == 1.0
     rows = api(advisor).get(f"{RUNS}{run['id']}/portfolios/").json()["results"]
     assert [r["portfolio_id"] for r in rows] == [book.portfolio.pk]
     assert rows[0]["trigger_text"].startswith("An investment drifted outside")
@@ -112,7 +115,8 @@ def test_advisor_previews_their_book_and_sees_only_their_households(api, book):
     hidden = api(advisor).get(f"{RUNS}{firm_run['id']}/portfolios/{book.other_portfolio.pk}/")
     assert hidden.status_code == 404
     orders = api(advisor).get("/api/v1/orders/", {"run": firm_run["id"]}).json()["results"]
-    assert orders and {o["portfolio_id"] for o in orders} == {book.portfolio.pk}
+    assert orders
+    assert {o["portfolio_id"] for o in orders} == {book.portfolio.pk}
     all_orders = api(admin).get("/api/v1/orders/", {"run": firm_run["id"]}).json()["results"]
     assert {o["portfolio_id"] for o in all_orders} == {book.portfolio.pk, book.other_portfolio.pk}
 
@@ -122,7 +126,8 @@ def test_proposal_carries_orders_with_reasons_in_plain_words(api, book):
     run = _start(api, advisor)
     proposal = api(advisor).get(f"{RUNS}{run['id']}/portfolios/{book.portfolio.pk}/").json()
     by_symbol = {o["symbol"]: o for o in proposal["orders"]}
-    assert by_symbol["AAA"]["side"] == "buy" and by_symbol["BBB"]["side"] == "sell"
+    assert by_symbol["AAA"]["side"] == "buy"
+    assert by_symbol["BBB"]["side"] == "sell"
     assert by_symbol["AAA"]["reason_text"] == reason_text(by_symbol["AAA"]["reason"])
     assert "drifted outside its tolerance band" in by_symbol["AAA"]["reason_text"]
     assert isinstance(by_symbol["AAA"]["failures"], list)
@@ -174,12 +179,14 @@ def test_service_errors_answer_400_naming_the_field(api, book):
     assert "run" in response.json()["error"]["fields"]
     run = _start(api, advisor, preview=False)
     response = api(advisor).post(f"{RUNS}{run['id']}/reject/", {})
-    assert response.status_code == 400 and "note" in response.json()["error"]["fields"]
+    assert response.status_code == 400
+    assert "note" in response.json()["error"]["fields"]
     response = api(advisor).post(RUNS, {"preview": "maybe", "bogus": 1})
     assert response.status_code == 400
     assert {"preview", "bogus"} <= set(response.json()["error"]["fields"])
     response = api(advisor).get("/api/v1/orders/", {"side": "hold"})
-    assert response.status_code == 400 and "side" in response.json()["error"]["fields"]
+    assert response.status_code == 400
+    assert "side" in response.json()["error"]["fields"]
 
 
 def test_run_approved_executes_and_the_investor_sees_the_trades(api, book):
@@ -193,7 +200,8 @@ def test_run_approved_executes_and_the_investor_sees_the_trades(api, book):
     assert api(advisor).get(f"{RUNS}{run['id']}/").json()["status"] == RunStatus.DONE
     trades = api(world.user(Role.INVESTOR)).get(f"/api/v1/portfolios/{book.portfolio.pk}/trades/")
     rows = trades.json()["results"]
-    assert rows and {r["status"] for r in rows} == {OrderStatus.FILLED}
+    assert rows
+    assert {r["status"] for r in rows} == {OrderStatus.FILLED}
     assert all(r["reason_text"] == reason_text(r["reason"]) for r in rows)
     with firm_context(world.firm), transaction.atomic():
         held = dict(
@@ -201,7 +209,8 @@ def test_run_approved_executes_and_the_investor_sees_the_trades(api, book):
                 "asset__symbol", "quantity"
             )
         )
-    assert held["AAA"] > Decimal(10) and held["BBB"] < Decimal(60)
+    assert held["AAA"] > Decimal(10)
+    assert held["BBB"] < Decimal(60)
 
 
 def test_advisor_cannot_decide_a_run_holding_other_households(api, book):
@@ -214,7 +223,8 @@ def test_advisor_cannot_decide_a_run_holding_other_households(api, book):
     url = f"{RUNS}{run['id']}/portfolios/{book.portfolio.pk}/"
     assert api(advisor).post(url + "reject/", {}).status_code == 400
     response = api(advisor).post(url + "reject/", {"note": "Client asked to wait."})
-    assert response.status_code == 200 and response.json()["status"] == "rejected"
+    assert response.status_code == 200
+    assert response.json()["status"] == "rejected"
     assert (
         api(advisor)
         .post(f"{RUNS}{run['id']}/portfolios/{book.other_portfolio.pk}/approve/")
@@ -222,7 +232,8 @@ def test_advisor_cannot_decide_a_run_holding_other_households(api, book):
         == 404
     )
     admin = api(world.user(Role.FIRM_ADMIN)).post(f"{RUNS}{run['id']}/approve/")
-    assert admin.status_code == 200 and admin.json()["portfolios"] == 1
+    assert admin.status_code == 200
+    assert admin.json()["portfolios"] == 1
 
 
 def test_non_discretionary_portfolio_is_approved_on_its_own(api, book):
@@ -249,7 +260,8 @@ def test_orders_blotter_as_csv(api, book):
     rows = list(csv.DictReader(io.StringIO(body)))
     with firm_context(book.world.firm), transaction.atomic():
         buys = Order.objects.filter(run_id=run["id"], side="buy").count()
-    assert buys and len(rows) == buys
+    assert buys
+    assert len(rows) == buys
     assert {r["side"] for r in rows} == {"buy"}
     assert all(r["reason_text"] == reason_text(r["reason"]) for r in rows)
     assert {r["portfolio"] for r in rows} == {book.portfolio.number, book.other_portfolio.number}
@@ -271,8 +283,10 @@ def test_pages_advisor_previews_reads_the_proposal_and_the_blotter(
     page = advisor.get(reverse("portfolios:rebalance_run_list"), {"sort": "nav"})
     assert page.status_code == 200
     text = page.content.decode()
-    assert book.portfolio.number in text and book.other_portfolio.number not in text
-    assert 'data-class="us_equity"' in text and "background:rgba(" in text
+    assert book.portfolio.number in text
+    assert book.other_portfolio.number not in text
+    assert 'data-class="us_equity"' in text
+    assert "background:rgba(" in text
     with django_capture_on_commit_callbacks(execute=True):
         started = advisor.post(
             reverse("portfolios:rebalance_run_new"), {"scope": "book", "mode": "preview"}
@@ -280,7 +294,8 @@ def test_pages_advisor_previews_reads_the_proposal_and_the_blotter(
     assert started.status_code == 302
     run_page = advisor.get(started["Location"])
     text = run_page.content.decode()
-    assert 'data-status="preview"' in text and "hx-trigger" not in text
+    assert 'data-status="preview"' in text
+    assert "hx-trigger" not in text
     with firm_context(book.world.firm), transaction.atomic():
         run = RebalanceRun.objects.get()
     proposal = advisor.get(
@@ -296,15 +311,18 @@ def test_pages_advisor_previews_reads_the_proposal_and_the_blotter(
     )
     assert progress["HX-Refresh"] == "true"
     csv_response = advisor.get(reverse("portfolios:order_blotter_csv"), {"run": run.pk})
-    lines = b"".join(csv_response.streaming_content).decode().splitlines()
-    assert lines[0].startswith("run,run_started,portfolio") and len(lines) > 1
+    lines = b"".join(csv_response.streaming_content).decode().splitlines()  # type: ignore[attr-defined]
+    assert lines[0].startswith("run,run_started,portfolio")
+    assert len(lines) > 1
 
 
 def test_pages_investor_sees_allocation_and_is_kept_out_of_rebalancing(book):
     investor = _web(book.world.user(Role.INVESTOR))
     page = investor.get(reverse("portfolios:my_portfolio"))
     text = page.content.decode()
-    assert page.status_code == 200 and "<svg" in text
-    assert 'data-symbol="AAA" data-current=' in text and 'data-target="0.6"' in text
+    assert page.status_code == 200
+    assert "<svg" in text
+    assert 'data-symbol="AAA" data-current=' in text
+    assert 'data-target="0.6"' in text
     assert investor.get(reverse("portfolios:rebalance_run_list")).status_code == 403
     assert investor.get(reverse("portfolios:order_blotter")).status_code == 403
