@@ -40,7 +40,7 @@ from accounts.book_selectors import (
 from accounts.models import Membership, Role, User
 from accounts.tenancy import firm_context
 from advisor.api.permissions import ALL_ROLES, HasRole
-from advisor.api.serializers import StrictInputSerializer
+from advisor.api.serializers import ErrorResponseSerializer, StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
 from portfolios.models_rebalance import (
     Order,
@@ -73,6 +73,7 @@ from portfolios.services_rebalance import RebalanceError, rebalance_run_start
 DECIDERS = (Role.FIRM_ADMIN, Role.ADVISOR)
 READERS = (Role.FIRM_ADMIN, Role.ADVISOR, Role.COMPLIANCE)
 TAGS = ["rebalancing"]
+MAX_ID = 2**63 - 1
 WAITING = [
     RunPortfolioStatus.PROPOSED,
     RunPortfolioStatus.AWAITING_CLIENT,
@@ -221,10 +222,14 @@ class RunStartInputSerializer(StrictInputSerializer):
         default=True, help_text="True (the default): compute and show, never trade."
     )
     portfolio_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        allow_empty=False,
     )
     household_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        allow_empty=False,
     )
     as_of = serializers.DateField(required=False, help_text="Prices as of; today by default.")
     force = serializers.BooleanField(
@@ -332,7 +337,14 @@ class RunListView(ListModelMixin, FirmScopedGenericAPIView):
         operation_id="rebalance_runs_start",
         tags=TAGS,
         request=RunStartInputSerializer,
-        responses={201: RunSerializer},
+        responses={
+            201: RunSerializer,
+            404: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="A household or portfolio id that is missing, of another firm, "
+                "or not assigned to the calling advisor.",
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         data = RunStartInputSerializer(data=request.data)
@@ -539,11 +551,11 @@ class RunPortfolioRejectView(_RunPortfolioDecideView):
 
 
 class OrderFilterSerializer(StrictInputSerializer):
-    run = serializers.IntegerField(min_value=1, required=False)
+    run = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
     side = serializers.ChoiceField(choices=OrderSide.choices, required=False)
     asset = serializers.CharField(max_length=40, required=False, help_text="Symbol.")
-    portfolio = serializers.IntegerField(min_value=1, required=False)
+    portfolio = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     date_from = serializers.DateField(required=False, help_text="Run started on or after.")
     date_to = serializers.DateField(required=False, help_text="Run started on or before.")
     format = serializers.ChoiceField(choices=["json", "csv"], required=False)

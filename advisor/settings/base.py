@@ -169,6 +169,9 @@ SPECTACULAR_SETTINGS = {
         "QuestionnaireStatusEnum": "accounts.models.QuestionnaireStatus",
         "ResponseStatusEnum": "accounts.models.ResponseStatus",
         "ProfileStatusEnum": "accounts.models.ProfileStatus",
+        "RunStatusEnum": "portfolios.models_rebalance.RunStatus",
+        "RunPortfolioStatusEnum": "portfolios.models_rebalance.RunPortfolioStatus",
+        "OrderStatusEnum": "portfolios.models_rebalance.OrderStatus",
     },
 }
 
