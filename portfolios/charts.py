@@ -165,3 +165,37 @@ def lines_svg(
                 f"{escape(name)}</text>"
             )
     return _svg(width, height, title, body)
+
+
+def allocation_svg(rows: Sequence[tuple[str, Decimal, Decimal]], *, title: str) -> str:
+    """Current weight against target weight, two bars per asset (symbol, current,
+    target); a legend says which is which."""
+    pair = 2 * BAR_HEIGHT // 2 + 4
+    height = max(1, len(rows)) * (pair + GAP * 2) + 50
+    span = WIDTH - LEFT - RIGHT
+    top = max((max(c, t) for _, c, t in rows), default=Decimal(0)) or Decimal(1)
+    body = [
+        f'<text x="{LEFT}" y="14" fill="#555">{escape(title)}</text>',
+        f'<rect x="{LEFT}" y="22" width="12" height="10" fill="{COLOURS[1]}"/>'
+        f'<text x="{LEFT + 16}" y="31">Now</text>'
+        f'<rect x="{LEFT + 60}" y="22" width="12" height="10" fill="{COLOURS[5]}"/>'
+        f'<text x="{LEFT + 76}" y="31">Target</text>',
+    ]
+    half = BAR_HEIGHT // 2
+    for i, (symbol, current, target) in enumerate(rows):
+        y = 44 + i * (pair + GAP * 2)
+        body.append(
+            f'<text x="{LEFT - 8}" y="{y + half + 4}" text-anchor="end">{escape(symbol)}</text>'
+        )
+        for j, (weight, colour, kind) in enumerate(
+            ((current, COLOURS[1], "current"), (target, COLOURS[5], "target"))
+        ):
+            length = float(weight / top) * span if weight > 0 else 0.0
+            yy = y + j * (half + 2)
+            body.append(
+                f'<rect x="{LEFT}" y="{yy}" width="{length:.2f}" height="{half}" '
+                f'fill="{colour}" data-symbol="{escape(symbol)}" data-{kind}="{weight}"/>'
+                f'<text x="{LEFT + length + 6:.2f}" y="{yy + half - 1}" font-size="10">'
+                f"{weight * 100:.1f}%</text>"
+            )
+    return _svg(WIDTH, height, title, body)

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from portfolios import views_restriction, views_strategy
+from portfolios import views_rebalance, views_restriction, views_strategy
 
 app_name = "portfolios"
 
@@ -22,6 +22,50 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views_restriction.client_recommendation_panel,
         name="client_recommendation_panel",
     ),
+    path("rebalancing/", views_rebalance.rebalance_run_list, name="rebalance_run_list"),
+    path("rebalancing/start/", views_rebalance.rebalance_run_new, name="rebalance_run_new"),
+    path(
+        "rebalancing/runs/<int:pk>/",
+        views_rebalance.rebalance_run_detail,
+        name="rebalance_run_detail",
+    ),
+    path(
+        "rebalancing/runs/<int:pk>/progress/",
+        views_rebalance.rebalance_run_progress,
+        name="rebalance_run_progress",
+    ),
+    path(
+        "rebalancing/runs/<int:pk>/approve/",
+        views_rebalance.rebalance_run_decide,
+        {"decision": "approve"},
+        name="rebalance_run_approve",
+    ),
+    path(
+        "rebalancing/runs/<int:pk>/reject/",
+        views_rebalance.rebalance_run_decide,
+        {"decision": "reject"},
+        name="rebalance_run_reject",
+    ),
+    path(
+        "rebalancing/runs/<int:pk>/portfolios/<int:portfolio_id>/",
+        views_rebalance.rebalance_run_portfolio,
+        name="rebalance_run_portfolio",
+    ),
+    path(
+        "rebalancing/runs/<int:pk>/portfolios/<int:portfolio_id>/approve/",
+        views_rebalance.rebalance_run_portfolio_decide,
+        {"decision": "approve"},
+        name="rebalance_run_portfolio_approve",
+    ),
+    path(
+        "rebalancing/runs/<int:pk>/portfolios/<int:portfolio_id>/reject/",
+        views_rebalance.rebalance_run_portfolio_decide,
+        {"decision": "reject"},
+        name="rebalance_run_portfolio_reject",
+    ),
+    path("rebalancing/orders/", views_rebalance.order_blotter, name="order_blotter"),
+    path("rebalancing/orders.csv", views_rebalance.order_blotter_csv, name="order_blotter_csv"),
+    path("my-portfolio/", views_rebalance.my_portfolio, name="my_portfolio"),
     path("strategies/", views_strategy.strategy_list_page, name="strategy_list"),
     path("strategies/<int:pk>/", views_strategy.strategy_detail, name="strategy_detail"),
     path(

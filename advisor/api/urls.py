@@ -10,7 +10,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import api as accounts_api
 from accounts import book_api, risk_api, strategy_api
 from advisor.api.errors import route_not_found
-from portfolios import api_backtest, api_book, api_market, api_restriction, api_strategy
+from portfolios import (
+    api_backtest,
+    api_book,
+    api_market,
+    api_rebalance,
+    api_restriction,
+    api_strategy,
+)
 
 app_name = "api"
 
@@ -192,6 +199,49 @@ v1: list[URLPattern | URLResolver] = [
         "strategies/<int:pk>/versions/<int:number>/",
         api_strategy.StrategyVersionDetailView.as_view(),
         name="strategy-version-detail",
+    ),
+    # Batch rebalancing (portfolios/api_rebalance.py).
+    path("rebalance-runs/", api_rebalance.RunListView.as_view(), name="rebalance-run-list"),
+    path(
+        "rebalance-runs/<int:pk>/",
+        api_rebalance.RunDetailView.as_view(),
+        name="rebalance-run-detail",
+    ),
+    path(
+        "rebalance-runs/<int:pk>/approve/",
+        api_rebalance.RunApproveView.as_view(),
+        name="rebalance-run-approve",
+    ),
+    path(
+        "rebalance-runs/<int:pk>/reject/",
+        api_rebalance.RunRejectView.as_view(),
+        name="rebalance-run-reject",
+    ),
+    path(
+        "rebalance-runs/<int:pk>/portfolios/",
+        api_rebalance.RunPortfolioListView.as_view(),
+        name="rebalance-run-portfolio-list",
+    ),
+    path(
+        "rebalance-runs/<int:pk>/portfolios/<int:portfolio_id>/",
+        api_rebalance.RunPortfolioDetailView.as_view(),
+        name="rebalance-run-portfolio-detail",
+    ),
+    path(
+        "rebalance-runs/<int:pk>/portfolios/<int:portfolio_id>/approve/",
+        api_rebalance.RunPortfolioApproveView.as_view(),
+        name="rebalance-run-portfolio-approve",
+    ),
+    path(
+        "rebalance-runs/<int:pk>/portfolios/<int:portfolio_id>/reject/",
+        api_rebalance.RunPortfolioRejectView.as_view(),
+        name="rebalance-run-portfolio-reject",
+    ),
+    path("orders/", api_rebalance.OrderListView.as_view(), name="order-list"),
+    path(
+        "portfolios/<int:pk>/trades/",
+        api_rebalance.PortfolioTradesView.as_view(),
+        name="portfolio-trades",
     ),
 ]
 

@@ -174,6 +174,9 @@ SPECTACULAR_SETTINGS = {
         "LedgerKindEnum": "portfolios.models_holdings.LedgerKind",
         "CashFlowKindEnum": "portfolios.models_holdings.CashFlowKind",
         "CashFlowStatusEnum": "portfolios.models_holdings.CashFlowStatus",
+        "RunStatusEnum": "portfolios.models_rebalance.RunStatus",
+        "RunPortfolioStatusEnum": "portfolios.models_rebalance.RunPortfolioStatus",
+        "OrderStatusEnum": "portfolios.models_rebalance.OrderStatus",
     },
 }
 

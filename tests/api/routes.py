@@ -301,7 +301,90 @@ def _policy(world: FirmWorld) -> dict[str, Any]:
         return {"pk": policy.pk}
 
 
+def _rebalance_run(world: FirmWorld) -> Any:
+    """A computed run awaiting approval with one proposal (the investor's portfolio, in
+    the world's advisor's household) and one order, written directly."""
+    from portfolios.models_rebalance import (
+        Order,
+        OrderSide,
+        OrderStatus,
+        RebalanceRun,
+        RunPortfolio,
+        RunPortfolioStatus,
+        RunStatus,
+    )
+
+    book = _book(world)
+    with transaction.atomic():
+        row = RunPortfolio.objects.filter(run__created_label="matrix").first()
+        if row is not None:
+            return row
+        asset = _market_asset()
+        run = RebalanceRun.objects.create(
+            firm=world.firm,
+            trigger="manual",
+            prices_as_of=dt.date(2024, 1, 1),
+            status=RunStatus.AWAITING_APPROVAL,
+            portfolios_total=1,
+            portfolios_done=1,
+            portfolios_triggered=1,
+            chunks_total=1,
+            chunks_done=1,
+            orders_count=1,
+            created_label="matrix",
+        )
+        row = RunPortfolio.objects.create(
+            firm=world.firm,
+            run=run,
+            portfolio=book.portfolio,
+            status=RunPortfolioStatus.PROPOSED,
+            trigger="BAND",
+            nav=Decimal("1000.00"),
+            cash_before=Decimal("100.00"),
+            cash_flow=Decimal("0.00"),
+            cash_after=Decimal("89.50"),
+            max_drift=Decimal("0.1"),
+            turnover=Decimal("0.01"),
+        )
+        Order.objects.create(
+            firm=world.firm,
+            run=run,
+            portfolio=book.portfolio,
+            asset=asset,
+            side=OrderSide.BUY,
+            quantity=Decimal(1),
+            price=Decimal("10.5"),
+            value=Decimal("10.50"),
+            estimated_cost=Decimal("0.00"),
+            reason="BAND_REBALANCE",
+            drift=Decimal("-0.1"),
+            status=OrderStatus.PROPOSED,
+        )
+        return row
+
+
+def _run(world: FirmWorld) -> dict[str, Any]:
+    return {"pk": _rebalance_run(world).run_id}
+
+
+def _run_portfolio(world: FirmWorld) -> dict[str, Any]:
+    row = _rebalance_run(world)
+    return {"pk": row.run_id, "portfolio_id": row.portfolio_id}
+
+
 OBJECTS: dict[str, ObjectSpec] = {
+    "api:rebalance-run-detail": ObjectSpec(kwargs=_run),
+    "api:rebalance-run-approve": ObjectSpec(kwargs=_run, payloads={"post": {"note": "ok"}}),
+    "api:rebalance-run-reject": ObjectSpec(kwargs=_run, payloads={"post": {"note": "no"}}),
+    "api:rebalance-run-portfolio-list": ObjectSpec(kwargs=_run),
+    "api:rebalance-run-portfolio-detail": ObjectSpec(kwargs=_run_portfolio),
+    "api:rebalance-run-portfolio-approve": ObjectSpec(
+        kwargs=_run_portfolio, payloads={"post": {"note": "ok"}}
+    ),
+    "api:rebalance-run-portfolio-reject": ObjectSpec(
+        kwargs=_run_portfolio, payloads={"post": {"note": "no"}}
+    ),
+    "api:portfolio-trades": ObjectSpec(kwargs=lambda w: {"pk": _book(w).portfolio.pk}),
     "api:portfolio-strategy": ObjectSpec(
         kwargs=_portfolio, payloads={"put": {"strategy_id": None}}
     ),
