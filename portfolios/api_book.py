@@ -27,7 +27,13 @@ from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
 from portfolios.models import Portfolio
 from portfolios.models_holdings import CashFlow, CashFlowKind, LedgerEntry, LedgerKind
-from portfolios.models_rebalance import Calendar, LotMethod, RebalancePolicy, TriggerMode
+from portfolios.models_rebalance import (
+    POLICY_RULE_FIELDS,
+    Calendar,
+    LotMethod,
+    RebalancePolicy,
+    TriggerMode,
+)
 from portfolios.models_strategy import Strategy
 from portfolios.selectors_book import (
     book_drift_matrix,
@@ -58,29 +64,7 @@ TAGS = ["portfolio state"]
 class PolicySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = RebalancePolicy
-        fields = [
-            "id",
-            "name",
-            "is_firm_default",
-            "trigger_mode",
-            "calendar",
-            "abs_band",
-            "rel_band",
-            "to_band_edge",
-            "cash_target",
-            "cash_floor",
-            "min_trade_value",
-            "cost_bps",
-            "cost_fixed",
-            "max_cost_ratio",
-            "fractional",
-            "buy_only_on_deposit",
-            "sell_only_on_withdrawal",
-            "lot_method",
-            "avoid_short_term_gains",
-            "wash_sale_days",
-            "updated_at",
-        ]
+        fields = ["id", "name", "is_firm_default", *POLICY_RULE_FIELDS, "updated_at"]
 
 
 class PolicyInputSerializer(StrictInputSerializer):

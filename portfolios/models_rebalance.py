@@ -23,6 +23,7 @@ from portfolios.models_holdings import (
 )
 
 __all__ = [
+    "POLICY_RULE_FIELDS",
     "Calendar",
     "LotMethod",
     "Order",
@@ -56,6 +57,28 @@ class TriggerMode(models.TextChoices):
 class LotMethod(models.TextChoices):
     HIFO = "hifo", "Highest cost first"
     FIFO = "fifo", "First in, first out"
+
+
+#: The fields of a policy that decide how a portfolio is rebalanced (what a run snapshots).
+POLICY_RULE_FIELDS = (
+    "trigger_mode",
+    "calendar",
+    "abs_band",
+    "rel_band",
+    "to_band_edge",
+    "cash_target",
+    "cash_floor",
+    "min_trade_value",
+    "cost_bps",
+    "cost_fixed",
+    "max_cost_ratio",
+    "fractional",
+    "buy_only_on_deposit",
+    "sell_only_on_withdrawal",
+    "lot_method",
+    "avoid_short_term_gains",
+    "wash_sale_days",
+)
 
 
 class RebalancePolicy(FirmOwnedModel):

@@ -44,6 +44,7 @@ from portfolios.models_holdings import (
 )
 from portfolios.models_market import Asset, AssetClass, Price, PriceStatus
 from portfolios.models_rebalance import (
+    POLICY_RULE_FIELDS,
     LotMethod,
     OrderSide,
     OrderStatus,
@@ -93,26 +94,7 @@ class RebalanceError(Exception):
 
 
 def policy_snapshot(policy: RebalancePolicy) -> dict[str, Any]:
-    fields = [
-        "name",
-        "trigger_mode",
-        "calendar",
-        "abs_band",
-        "rel_band",
-        "to_band_edge",
-        "cash_target",
-        "cash_floor",
-        "min_trade_value",
-        "cost_bps",
-        "cost_fixed",
-        "max_cost_ratio",
-        "fractional",
-        "buy_only_on_deposit",
-        "sell_only_on_withdrawal",
-        "lot_method",
-        "avoid_short_term_gains",
-        "wash_sale_days",
-    ]
+    fields = ("name", *POLICY_RULE_FIELDS)
     out: dict[str, Any] = {"id": policy.pk}
     for name in fields:
         value = getattr(policy, name)

@@ -8,26 +8,20 @@ left in its context is what the next one would inherit.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from celery import Celery
-from django.db import connections, transaction
+from django.db import transaction
 
 from accounts.tenancy import firm_context
 from compliance.models import AuditEvent
+from tests.celery_worker import BROKER, RESULTS, worker_start
 from tests.conftest import FirmWorld
 
-BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "")
-RESULTS = os.environ.get("CELERY_TEST_RESULT_BACKEND", "rpc://")
-ROOT = Path(__file__).resolve().parents[2]
 PROBES = "tests.accounts.test_tenancy_tasks"
 
 pytestmark = [
@@ -36,52 +30,10 @@ pytestmark = [
 ]
 
 
-def _database_url(alias: str) -> str:
-    """The test database as a URL for the worker (a socket directory goes in ``host=``)."""
-    s = connections[alias].settings_dict
-    user = quote(s["USER"], safe="")
-    password = f":{quote(s['PASSWORD'], safe='')}" if s["PASSWORD"] else ""
-    host, port = s["HOST"], s["PORT"]
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@/{s['NAME']}?host={quote(host, safe='/')}"
-    return f"postgresql://{user}{password}@{host}{':' + str(port) if port else ''}/{s['NAME']}"
-
-
 @pytest.fixture
 def worker(firm_a: FirmWorld, firm_b: FirmWorld) -> Iterator[tuple[Celery, str]]:
     queue = f"tenancy-probe-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "advisor.settings.dev",
-        "DATABASE_URL": _database_url("owner"),
-        "DATABASE_APP_USER": connections["default"].settings_dict["USER"],
-        "DATABASE_APP_PASSWORD": connections["default"].settings_dict["PASSWORD"],
-        "CELERY_BROKER_URL": BROKER,
-        "CELERY_RESULT_BACKEND": RESULTS,
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "advisor",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=1",
-            f"--queues={queue}",
-            f"--include={PROBES}",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = worker_start(queue, include=PROBES)
     client = Celery("tenancy-probe-client", broker=BROKER, backend=RESULTS)
     try:
         yield client, queue

@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
 
 import pytest
 from celery import Celery
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Client, Household
@@ -36,7 +35,7 @@ from portfolios.models import (
     RunPortfolio,
 )
 from portfolios.services_rebalance import rebalance_run_start
-from tests.accounts.test_celery_worker import BROKER, RESULTS, ROOT, _database_url
+from tests.celery_worker import BROKER, RESULTS, worker_start
 from tests.conftest import FirmWorld
 
 from .rebalance_factories import AS_OF, asset_make, strategy_make
@@ -51,38 +50,7 @@ pytestmark = [
 
 
 def _start_worker(queue: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "advisor.settings.dev",
-        "DATABASE_URL": _database_url("owner"),
-        "DATABASE_APP_USER": connections["default"].settings_dict["USER"],
-        "DATABASE_APP_PASSWORD": connections["default"].settings_dict["PASSWORD"],
-        "CELERY_BROKER_URL": BROKER,
-        "CELERY_RESULT_BACKEND": RESULTS,
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "advisor",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=1",
-            f"--queues={queue}",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,  # its own process group: SIGKILL takes parent and child
-    )
+    return worker_start(queue, capture=False, own_session=True)
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
