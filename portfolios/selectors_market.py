@@ -103,5 +103,33 @@ def market_cap_latest(*, symbols: list[str], as_of: dt.date | None = None) -> di
     return latest
 
 
+def market_cap_units(*, symbols: list[str]) -> dict[str, float]:
+    """Units outstanding implied by each symbol's latest market cap observation: its
+    value over the usable close on or before that date (left out when there is none).
+
+    Backtests hold these constant and value them at each decision date's prices, so
+    an index is picked by market caps as of that date, not by later ones.
+    """
+    latest: dict[str, tuple[float, dt.date]] = {}
+    for symbol, cap, on in (
+        MarketCapObservation.objects.filter(asset__symbol__in=symbols)
+        .order_by("asset__symbol", "date")
+        .values_list("asset__symbol", "value", "date")
+    ):
+        latest[symbol] = (float(cap), on)
+    units: dict[str, float] = {}
+    for symbol, (value, observed_on) in latest.items():
+        close = (
+            price_usable_queryset()
+            .filter(asset__symbol=symbol, date__lte=observed_on)
+            .order_by("-date")
+            .values_list("close", flat=True)
+            .first()
+        )
+        if close:
+            units[symbol] = value / float(close)
+    return units
+
+
 def import_batch_list() -> QuerySet[ImportBatch]:
     return ImportBatch.objects.order_by("-created_at", "-id")

@@ -33,7 +33,7 @@ from portfolios.engine.optimise.walkforward import screened_weights_function
 from portfolios.engine.screening import ScreeningRules
 from portfolios.engine.types import Method, OptimiseRequest, StrategyError
 from portfolios.models_market import Asset, AssetClass, PriceFrequency
-from portfolios.selectors_market import market_cap_latest, price_matrix
+from portfolios.selectors_market import market_cap_latest, market_cap_units, price_matrix
 
 
 class BacktestInputError(ValueError):
@@ -75,12 +75,16 @@ def spec_from_strategy(strategy: Any) -> tuple[StrategySpec, str]:
     return spec, str(strategy.price_frequency)
 
 
+CAP_METHODS = frozenset({Method.INDEX, Method.MARKET_CAP, Method.BLACK_LITTERMAN})
+
+
 def strategy_weights_function(
     spec: StrategySpec,
     *,
     frequency: int,
     market_caps: Mapping[str, float],
     volumes: pd.DataFrame | None = None,
+    units: Mapping[str, float] | None = None,
 ) -> WeightsFunction:
     """Weights from ``optimise`` on the history the backtest hands over (nothing later).
 
@@ -107,8 +111,8 @@ def strategy_weights_function(
             rules = ScreeningRules(**{"frequency": frequency, **dict(spec.screening)})
         except (StrategyError, TypeError) as exc:
             raise BacktestInputError(f"screening: {exc}") from None
-        return screened_weights_function(template, rules, volumes=volumes)
-    return weights_function(template)
+        return screened_weights_function(template, rules, volumes=volumes, shares=units)
+    return weights_function(template, shares=units)
 
 
 def backtest_strategy(
@@ -137,6 +141,12 @@ def backtest_strategy(
             raise BacktestInputError(f"{symbol} has no usable price on or before {start}")
     ppy = periods_per_year(symbols=symbols, frequency=frequency)
     caps = market_cap_latest(symbols=symbols, as_of=end)
+    # Cap-weighted methods pick and weigh by market caps as of each decision date.
+    units = None
+    if Method(spec.method) in CAP_METHODS:
+        units = market_cap_units(symbols=symbols)
+        if set(units) != set(symbols):
+            units = None  # an asset without an observation: the fixed caps, as before
     lookback = spec.lookback or (36 if ppy == 12 else 252)
     history_before = matrix.loc[: pd.Timestamp(start)].dropna()
     if len(history_before) < lookback + 1:
@@ -157,6 +167,7 @@ def backtest_strategy(
             frequency=ppy,
             market_caps=caps,
             volumes=volumes,
+            units=units,
         ),
         policy=policy,
         costs=costs,
