@@ -157,9 +157,7 @@ class NotificationPreference(FirmOwnedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     event_type = models.CharField(max_length=40)
     channels = models.JSONField(default=list)
-    mode = models.CharField(
-        max_length=10, choices=DigestMode.choices, default=DigestMode.IMMEDIATE
-    )
+    mode = models.CharField(max_length=10, choices=DigestMode.choices, default=DigestMode.IMMEDIATE)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -39,7 +39,7 @@ Target = ModelPortfolio | Strategy
 
 #: Called inside the transaction when an assignment becomes a client's active one, with
 #: the assignment and the ids it superseded (notifications write their outbox here).
-ON_STRATEGY_ACTIVATED: list[Callable[["StrategyAssignment", list[int]], None]] = []
+ON_STRATEGY_ACTIVATED: list[Callable[[StrategyAssignment, list[int]], None]] = []
 
 ASSET_CLASSES = ("cash", "us_bonds", "intl_bonds", "us_equity", "intl_equity")
 

@@ -131,9 +131,7 @@ class WebhookEndpointInputSerializer(StrictInputSerializer):
 
 class WebhookEndpointPatchSerializer(StrictInputSerializer):
     url = serializers.CharField(max_length=500, required=False)
-    event_types = serializers.ListField(
-        child=serializers.CharField(max_length=40), required=False
-    )
+    event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
     description = serializers.CharField(max_length=200, required=False)
     is_active = serializers.BooleanField(required=False)
 

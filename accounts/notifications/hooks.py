@@ -78,9 +78,7 @@ def on_portfolios_executed(run: Any, pids: list[int]) -> EmitResult:
             "failures",
         )
     )
-    symbols = dict(
-        Asset.objects.filter(pk__in={o[2] for o in orders}).values_list("pk", "symbol")
-    )
+    symbols = dict(Asset.objects.filter(pk__in={o[2] for o in orders}).values_list("pk", "symbol"))
     gains = dict(
         LedgerEntry.objects.filter(
             run=run, order_id__in=[o[0] for o in orders], realised_gain__isnull=False
@@ -172,16 +170,20 @@ def on_run_computed(run: Any) -> EmitResult:
         return EmitResult()
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     households: set[int] = set()
-    rows = list(
-        RunPortfolio.objects.filter(
-            run=run,
-            status__in=[
-                RunPortfolioStatus.PROPOSED,
-                RunPortfolioStatus.AWAITING_CLIENT,
-                RunPortfolioStatus.HELD,
-            ],
-        ).values_list("status", "portfolio__client__household_id")
-    ) if run.status == RunStatus.AWAITING_APPROVAL else []
+    rows = (
+        list(
+            RunPortfolio.objects.filter(
+                run=run,
+                status__in=[
+                    RunPortfolioStatus.PROPOSED,
+                    RunPortfolioStatus.AWAITING_CLIENT,
+                    RunPortfolioStatus.HELD,
+                ],
+            ).values_list("status", "portfolio__client__household_id")
+        )
+        if run.status == RunStatus.AWAITING_APPROVAL
+        else []
+    )
     blocked = list(
         Order.objects.filter(run=run, status=OrderStatus.BLOCKED).values_list(
             "portfolio__client__household_id", "failures"
@@ -212,7 +214,7 @@ def on_run_computed(run: Any) -> EmitResult:
                 subject=subject,
                 body=body,
                 link=f"/rebalancing/runs/{run.pk}/",
-                data={"run": run.pk, **{k: v for k, v in c.items()}},
+                data={"run": run.pk, **dict(c.items())},
             )
         )
     if blocked:

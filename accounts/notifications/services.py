@@ -124,9 +124,7 @@ def notifications_emit(*, items: Sequence[Outgoing], now: dt.datetime | None = N
     user_ids = {i.recipient_id for i in items}
     types = {i.event_type for i in items}
     prefs = _preferences(user_ids, types)
-    emails = dict(
-        User.objects.filter(pk__in=user_ids).exclude(email="").values_list("pk", "email")
-    )
+    emails = dict(User.objects.filter(pk__in=user_ids).exclude(email="").values_list("pk", "email"))
 
     def channels_of(item: Outgoing) -> tuple[list[str], str]:
         if EVENT_TYPES[item.event_type].internal:
@@ -171,14 +169,28 @@ def notifications_emit(*, items: Sequence[Outgoing], now: dt.datetime | None = N
                 else DeliveryStatus.PENDING
             )
             deliveries.append(
-                (firm.pk, key, f"user:{uid}", Channel.EMAIL, nid, None, "{}", status)
-                + (0, now, "", "", "", now)
+                (
+                    firm.pk,
+                    key,
+                    f"user:{uid}",
+                    Channel.EMAIL,
+                    nid,
+                    None,
+                    "{}",
+                    status,
+                    0,
+                    now,
+                    "",
+                    "",
+                    "",
+                    now,
+                )
             )
     # Webhooks: one delivery per event and endpoint, whoever the recipients were.
     endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
     if endpoints:
         first_of_event: dict[str, Outgoing] = {}
-        for nid, key, uid in inserted:
+        for _nid, key, uid in inserted:
             first_of_event.setdefault(key, by_key[(key, uid)])
         for key, item in first_of_event.items():
             payload = json.dumps(
@@ -195,8 +207,22 @@ def notifications_emit(*, items: Sequence[Outgoing], now: dt.datetime | None = N
                 if ep.event_types and item.event_type not in ep.event_types:
                     continue
                 deliveries.append(
-                    (firm.pk, key, f"endpoint:{ep.pk}", Channel.WEBHOOK, None, ep.pk, payload)
-                    + (DeliveryStatus.PENDING, 0, now, "", "", "", now)
+                    (
+                        firm.pk,
+                        key,
+                        f"endpoint:{ep.pk}",
+                        Channel.WEBHOOK,
+                        None,
+                        ep.pk,
+                        payload,
+                        DeliveryStatus.PENDING,
+                        0,
+                        now,
+                        "",
+                        "",
+                        "",
+                        now,
+                    )
                 )
     if deliveries:
         rows = staged_copy(

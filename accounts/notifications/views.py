@@ -27,9 +27,6 @@ def _user(request: HttpRequest) -> User:
     return request.user
 
 
-
-
-
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     _member(request)
@@ -37,9 +34,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     rows = Notification.objects.filter(
         recipient=_user(request), in_inbox=True, archived_at__isnull=not archived
     ).order_by("-created_at", "-id")[:200]
-    return render(
-        request, "notifications/inbox.html", {"rows": list(rows), "archived": archived}
-    )
+    return render(request, "notifications/inbox.html", {"rows": list(rows), "archived": archived})
 
 
 def _get(request: HttpRequest, pk: int) -> Notification:

@@ -62,7 +62,8 @@ def test_inbox_pages_are_the_users_own() -> None:
     advisor.force_login(world.user(Role.ADVISOR))
     assert "Your portfolio" in investor.get("/notifications/").content.decode()
     inbox = advisor.get("/notifications/").content.decode()
-    assert "Your portfolio" not in inbox and "approvals waiting" in inbox
+    assert "Your portfolio" not in inbox
+    assert "approvals waiting" in inbox
     assert advisor.get("/firm/notifications/failed/").status_code == 404
     admin = WebClient()
     admin.force_login(world.user(Role.FIRM_ADMIN))

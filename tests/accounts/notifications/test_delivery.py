@@ -56,7 +56,9 @@ def no_auto_send(settings: Any) -> None:
 
 def _investor(world: Any, name: str) -> User:
     with firm_context(world.firm), transaction.atomic():
-        user = User.objects.create_user(username=f"{name}.{world.firm.slug}", email=f"{name}@x.test")
+        user = User.objects.create_user(
+            username=f"{name}.{world.firm.slug}", email=f"{name}@x.test"
+        )
         Membership.objects.create(user=user, role=Role.INVESTOR)
     return user
 
@@ -102,7 +104,8 @@ def test_rebalance_tells_each_investor_and_advisor_and_nobody_else(
             )
         waiting = Notification.objects.get(event_type="approvals_waiting")
         assert waiting.recipient_id == advisor.pk  # only p1's household is granted to them
-        assert "2 proposal(s)" not in waiting.body and "1 proposal(s) to approve" in waiting.body
+        assert "2 proposal(s)" not in waiting.body
+        assert "1 proposal(s) to approve" in waiting.body
         mail.outbox.clear()
         with django_capture_on_commit_callbacks(execute=True):
             services_execution.rebalance_run_approve(run=run, actor=advisor)
@@ -119,7 +122,8 @@ def test_rebalance_tells_each_investor_and_advisor_and_nobody_else(
         bobs = Notification.objects.get(recipient=bob, event_type="rebalance_executed")
         assert "Your deposit of $1,000.00 was invested" in bobs.body
         adas = Notification.objects.get(recipient=ada, event_type="rebalance_executed")
-        assert "had drifted" in adas.body and "Sold:" in adas.body
+        assert "had drifted" in adas.body
+        assert "Sold:" in adas.body
         assert not Notification.objects.filter(recipient=other_advisor).exists()
     to = sorted(m.to[0] for m in mail.outbox)
     assert to == ["ada@x.test", "bob@x.test", "bob@x.test"]
@@ -160,7 +164,8 @@ def test_a_crash_between_send_and_record_does_not_send_again(
         monkeypatch.undo()
         assert len(mail.outbox) == 1
         d = Delivery.objects.get()
-        assert d.status == DeliveryStatus.SENDING and d.claim_token
+        assert d.status == DeliveryStatus.SENDING
+        assert d.claim_token
         # The task is re-delivered: the claim is held, nothing is sent again.
         assert deliveries_send().claimed == 0
         assert len(mail.outbox) == 1
@@ -170,7 +175,8 @@ def test_a_crash_between_send_and_record_does_not_send_again(
         assert deliveries_send(now=later).sent == 1
         assert deliveries_send(now=later).claimed == 0
     ids = {m.extra_headers["Message-ID"] for m in mail.outbox}
-    assert len(mail.outbox) == 2 and len(ids) == 1  # a receiver keeps one of them
+    assert len(mail.outbox) == 2
+    assert len(ids) == 1
 
 
 # --------------------------------------------------------------------------- digest
@@ -192,7 +198,8 @@ def test_a_digest_collects_the_days_events_into_one_message(
         assert deliveries_send().sent == 1
         assert set(Delivery.objects.values_list("status", flat=True)) == {"digested", "sent"}
     assert len(mail.outbox) == 1
-    assert "S d1" in mail.outbox[0].body and "S d2" in mail.outbox[0].body
+    assert "S d1" in mail.outbox[0].body
+    assert "S d2" in mail.outbox[0].body
     assert "2 notification(s)" in mail.outbox[0].subject
 
 
@@ -206,7 +213,7 @@ class _Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers), body))
                 self.send_response(receiver.status)
@@ -246,7 +253,7 @@ def test_webhook_events_are_signed_and_verify(
     assert not webhook_verify(
         secret=endpoint.secret, header=headers[SIGNATURE_HEADER], body=body + b" "
     )
-    assert headers["X-Advisor-Delivery"].endswith(":w1:endpoint:%d:webhook" % endpoint.pk)
+    assert headers["X-Advisor-Delivery"].endswith(f":w1:endpoint:{endpoint.pk}:webhook")
 
 
 def test_a_failing_receiver_is_retried_with_backoff_then_marked_failed(
@@ -268,11 +275,13 @@ def test_a_failing_receiver_is_retried_with_backoff_then_marked_failed(
                 assert deliveries_send(now=now).claimed == 0  # not due yet
                 now = d.next_attempt_at
             d = Delivery.objects.get()
-            assert d.status == DeliveryStatus.FAILED and d.attempts == MAX_ATTEMPTS
+            assert d.status == DeliveryStatus.FAILED
+            assert d.attempts == MAX_ATTEMPTS
             assert "HTTP" in d.last_error or "500" in d.last_error
             assert AuditEvent.objects.filter(action="notification.delivery_failed").count() == 1
         assert len(failing.requests) == MAX_ATTEMPTS
-        assert gaps[1] == 2 * gaps[0] and gaps[2] == 2 * gaps[1]  # exponential backoff
+        assert gaps[1] == 2 * gaps[0]
+        assert gaps[2] == 2 * gaps[1]
     finally:
         failing.close()
 

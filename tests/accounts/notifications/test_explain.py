@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 
@@ -19,8 +19,24 @@ def test_band_breach_sell_and_buy() -> None:
             portfolio="P-1",
             trade_date=DAY,
             trades=[
-                TradeFact("VTI", "sell", D("12.5"), D("2500.00"), "BAND_REBALANCE", D("0.062"), D("0.05")),
-                TradeFact("BND", "buy", D("30"), D("2400.00"), "BAND_REBALANCE", D("-0.061"), D("0.05")),
+                TradeFact(
+                    "VTI",
+                    "sell",
+                    Decimal("12.5"),
+                    Decimal("2500.00"),
+                    "BAND_REBALANCE",
+                    Decimal("0.062"),
+                    Decimal("0.05"),
+                ),
+                TradeFact(
+                    "BND",
+                    "buy",
+                    Decimal("30"),
+                    Decimal("2400.00"),
+                    "BAND_REBALANCE",
+                    Decimal("-0.061"),
+                    Decimal("0.05"),
+                ),
             ],
         )
     )
@@ -49,8 +65,8 @@ def test_deposit_invested() -> None:
         RebalanceFacts(
             portfolio="P-2",
             trade_date=DAY,
-            deposits=D("1000.00"),
-            trades=[TradeFact("VTI", "buy", D("4"), D("980.00"), "DEPOSIT_INVESTED")],
+            deposits=Decimal("1000.00"),
+            trades=[TradeFact("VTI", "buy", Decimal("4"), Decimal("980.00"), "DEPOSIT_INVESTED")],
         )
     )
     assert body.split("\n\n")[1:] == [
@@ -65,8 +81,10 @@ def test_withdrawal_raised() -> None:
         RebalanceFacts(
             portfolio="P-3",
             trade_date=DAY,
-            withdrawals=D("500.00"),
-            trades=[TradeFact("BND", "sell", D("6.25"), D("500.00"), "WITHDRAWAL_RAISED")],
+            withdrawals=Decimal("500.00"),
+            trades=[
+                TradeFact("BND", "sell", Decimal("6.25"), Decimal("500.00"), "WITHDRAWAL_RAISED")
+            ],
         )
     )
     assert "Why:\n- Your withdrawal of $500.00 was paid: $500.00 was raised by selling." in body
@@ -82,10 +100,10 @@ def test_loss_harvested_and_second_approval() -> None:
                 TradeFact(
                     "VXUS",
                     "sell",
-                    D("10"),
-                    D("550.00"),
+                    Decimal("10"),
+                    Decimal("550.00"),
                     "REBALANCE_TO_TARGET",
-                    realised_gain=D("-300.00"),
+                    realised_gain=Decimal("-300.00"),
                     compliance=("Turnover 12% exceeds the 10% limit.",),
                 )
             ],
@@ -104,7 +122,8 @@ def test_loss_harvested_and_second_approval() -> None:
 
 def test_regulatory_events_cannot_be_switched_off() -> None:
     regulatory = [code for code, e in EVENT_TYPES.items() if e.regulatory]
-    assert "rebalance_executed" in regulatory and "audit_chain_broken" in regulatory
+    assert "rebalance_executed" in regulatory
+    assert "audit_chain_broken" in regulatory
     with pytest.raises(PreferenceRefused) as err:
         preference_check("rebalance_executed", ["in_app"], "immediate")
     assert err.value.field == "channels"
