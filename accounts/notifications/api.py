@@ -136,7 +136,7 @@ class WebhookEndpointPatchSerializer(StrictInputSerializer):
     is_active = serializers.BooleanField(required=False)
 
 
-ADMIN = [IsAuthenticated, HasRole.of(Role.FIRM_ADMIN)]
+ADMIN: list[Any] = [IsAuthenticated, HasRole.of(Role.FIRM_ADMIN)]
 
 
 class WebhookEndpointListView(FirmScopedAPIView):

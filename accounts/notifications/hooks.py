@@ -90,7 +90,8 @@ def on_portfolios_executed(run: Any, pids: list[int]) -> EmitResult:
     ).values_list("pk", "portfolio_id", "kind", "amount"):
         flows[pid].append((fid, kind, amount))
     trades: dict[int, list[explain.TradeFact]] = defaultdict(list)
-    for oid, pid, aid, side, qty, price, reason, drift, band, failures in orders:
+    for oid, pid, aid, side, filled, fill_price, reason, drift, band, failures in orders:
+        qty, price = filled or Decimal(0), fill_price or Decimal(0)
         trades[pid].append(
             explain.TradeFact(
                 symbol=symbols[aid],
@@ -344,6 +345,7 @@ def _target_name(assignment: StrategyAssignment) -> str:
         from portfolios.models import Strategy
 
         return str(Strategy.objects.get(pk=assignment.strategy_id).name)
+    assert assignment.model_portfolio_id is not None
     return str(ModelPortfolio.objects.get(pk=assignment.model_portfolio_id).name)
 
 
