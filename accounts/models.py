@@ -560,3 +560,6 @@ class StrategyAssignment(FirmOwnedModel):
                 name="assignment_one_active_per_client",
             ),
         ]
+
+
+from accounts.models_notifications import *  # noqa: E402, F403

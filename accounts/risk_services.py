@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +50,11 @@ DEFAULT_VALID_MONTHS = 12
 
 
 # --- questionnaires ----------------------------------------------------------------------
+
+#: Called inside the transaction that creates a risk profile (with its open flags).
+ON_PROFILE_CREATED: list[Callable[[RiskProfile, list[ProfileFlag]], None]] = []
+#: Called inside the transaction that marks profiles stale (expired).
+ON_PROFILES_EXPIRED: list[Callable[[list[RiskProfile]], None]] = []
 
 
 def _validate_specs(questions: Sequence[QuestionSpec]) -> None:
@@ -500,7 +505,7 @@ def response_submit(
             explanation=result.explanation,
             valid_until=_valid_until(answered_on or timezone.localdate()),
         )
-        ProfileFlag.objects.bulk_create(
+        flags = ProfileFlag.objects.bulk_create(
             [
                 ProfileFlag(
                     firm_id=profile.firm_id,
@@ -534,6 +539,8 @@ def response_submit(
             },
             reasons=[result.explanation, *[f.message for f in result.flags]],
         )
+        for hook in ON_PROFILE_CREATED:
+            hook(profile, list(flags))
     return profile
 
 
@@ -590,6 +597,9 @@ def risk_profiles_mark_stale(*, today: dt.date | None = None) -> list[int]:
                 },
                 reasons=[f"the profile was valid until {profile.valid_until.isoformat()}"],
             )
+        if expired:
+            for hook in ON_PROFILES_EXPIRED:
+                hook(expired)
     return [p.pk for p in expired]
 
 

@@ -10,7 +10,7 @@ the audit names its current version number and fingerprint), or a placeholder
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +36,10 @@ from portfolios.selectors_strategy import strategy_list_for_risk_level, strategy
 
 # What a risk level maps to, and what an advisor may override it with.
 Target = ModelPortfolio | Strategy
+
+#: Called inside the transaction when an assignment becomes a client's active one, with
+#: the assignment and the ids it superseded (notifications write their outbox here).
+ON_STRATEGY_ACTIVATED: list[Callable[[StrategyAssignment, list[int]], None]] = []
 
 ASSET_CLASSES = ("cash", "us_bonds", "intl_bonds", "us_equity", "intl_equity")
 
@@ -296,6 +300,8 @@ def _portfolios_follow(
     :mod:`portfolios.services_book`)."""
     from portfolios.services_book import portfolios_follow_assignment
 
+    for hook in ON_STRATEGY_ACTIVATED:
+        hook(assignment, superseded)
     previous = StrategyAssignment.objects.filter(pk__in=superseded).values_list(
         "strategy_id", flat=True
     )

@@ -12,5 +12,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("firm/choose/", views.firm_choose, name="firm_choose"),
     path("firm/switch/", views.firm_switch, name="firm_switch"),
     path("", include("accounts.urls")),
+    path("", include("accounts.notifications.urls")),
     path("", include("portfolios.web_urls")),
 ]

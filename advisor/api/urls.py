@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import api as accounts_api
 from accounts import book_api, risk_api, strategy_api
+from accounts.notifications import api as notifications_api
 from advisor.api.errors import route_not_found
 from portfolios import (
     api_backtest,
@@ -32,6 +33,34 @@ v1: list[URLPattern | URLResolver] = [
         "firm/members/<int:pk>/",
         accounts_api.FirmMemberDetailView.as_view(),
         name="firm-member-detail",
+    ),
+    # Notifications (accounts/notifications/api.py).
+    path("notifications/", notifications_api.InboxListView.as_view(), name="notification-list"),
+    path(
+        "notifications/<int:pk>/read/",
+        notifications_api.InboxReadView.as_view(),
+        name="notification-read",
+    ),
+    path(
+        "notifications/<int:pk>/archive/",
+        notifications_api.InboxArchiveView.as_view(),
+        name="notification-archive",
+    ),
+    path(
+        "notifications/preferences/",
+        notifications_api.PreferencesView.as_view(),
+        name="notification-preferences",
+    ),
+    path(
+        "notifications/deliveries/failed/",
+        notifications_api.FailedDeliveryListView.as_view(),
+        name="notification-failed-deliveries",
+    ),
+    path("webhooks/", notifications_api.WebhookEndpointListView.as_view(), name="webhook-list"),
+    path(
+        "webhooks/<int:pk>/",
+        notifications_api.WebhookEndpointDetailView.as_view(),
+        name="webhook-detail",
     ),
     # The client book (accounts/book_api.py).
     path("households/", book_api.HouseholdListView.as_view(), name="household-list"),

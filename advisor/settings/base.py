@@ -208,7 +208,24 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portfolios.rebalance_scheduled_all_firms",
         "schedule": crontab(hour=22, minute=15),
     },
+    "notifications-send-due": {
+        # Retries after their backoff, and deliveries whose sender died mid-send.
+        "task": "accounts.notifications_send_due_all_firms",
+        "schedule": crontab(minute="*"),
+    },
+    "notifications-daily": {
+        # Profiles expiring soon, then each user's digest of the day.
+        "task": "accounts.notifications_daily_all_firms",
+        "schedule": crontab(hour=23, minute=30),
+    },
 }
+
+# Notifications (accounts/notifications/): a firm's failing email template raises when
+# strict (tests) and falls back to the default, recorded, otherwise. Webhook URLs must be
+# https; http to localhost only when allowed (tests). SITE_URL prefixes links in email.
+NOTIFICATIONS_STRICT_TEMPLATES = env_bool("NOTIFICATIONS_STRICT_TEMPLATES", False)
+NOTIFICATIONS_WEBHOOK_ALLOW_LOCALHOST = env_bool("NOTIFICATIONS_WEBHOOK_ALLOW_LOCALHOST", False)
+SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000")
 
 LOGGING = {
     "version": 1,

@@ -22,3 +22,7 @@ REST_FRAMEWORK = {
 # The demo book's portfolios per firm (portfolios/demo_book.py); the env var
 # DEMO_PORTFOLIOS wins over it. Tests keep the demo small.
 DEMO_PORTFOLIOS = 12
+# A firm's broken email template fails loudly in tests (the run-time fallback is tested
+# by switching this off); webhook tests post to a local HTTP server.
+NOTIFICATIONS_STRICT_TEMPLATES = True
+NOTIFICATIONS_WEBHOOK_ALLOW_LOCALHOST = True

@@ -372,6 +372,36 @@ def _run_portfolio(world: FirmWorld) -> dict[str, Any]:
     return {"pk": row.run_id, "portfolio_id": row.portfolio_id}
 
 
+def _notification(world: FirmWorld) -> dict[str, Any]:
+    from accounts.notifications.services import Outgoing, notifications_emit
+
+    with transaction.atomic():
+        notifications_emit(
+            items=[
+                Outgoing(
+                    event_type="strategy_assigned",
+                    event_key="matrix",
+                    recipient_id=world.users[Role.FIRM_ADMIN].pk,
+                    subject="Matrix",
+                    body="Matrix",
+                )
+            ]
+        )
+        from accounts.models_notifications import Notification
+
+        return {"pk": Notification.objects.get(event_key="matrix").pk}
+
+
+def _webhook(world: FirmWorld) -> dict[str, Any]:
+    from accounts.models_notifications import WebhookEndpoint
+
+    with transaction.atomic():
+        ep, _ = WebhookEndpoint.objects.get_or_create(
+            url="https://hooks.example.com/matrix", defaults={"secret": "s"}
+        )
+        return {"pk": ep.pk}
+
+
 OBJECTS: dict[str, ObjectSpec] = {
     "api:rebalance-run-detail": ObjectSpec(kwargs=_run),
     "api:rebalance-run-approve": ObjectSpec(kwargs=_run, payloads={"post": {"note": "ok"}}),
@@ -385,6 +415,11 @@ OBJECTS: dict[str, ObjectSpec] = {
         kwargs=_run_portfolio, payloads={"post": {"note": "no"}}
     ),
     "api:portfolio-trades": ObjectSpec(kwargs=lambda w: {"pk": _book(w).portfolio.pk}),
+    "api:notification-read": ObjectSpec(kwargs=_notification, payloads={"post": {}}),
+    "api:notification-archive": ObjectSpec(kwargs=_notification, payloads={"post": {}}),
+    "api:webhook-detail": ObjectSpec(
+        kwargs=_webhook, payloads={"patch": {"description": "matrix"}}
+    ),
     "api:portfolio-strategy": ObjectSpec(
         kwargs=_portfolio, payloads={"put": {"strategy_id": None}}
     ),

@@ -1,0 +1,216 @@
+"""API of notifications: the caller's inbox and preferences; the firm's webhook endpoints
+and failed deliveries (firm admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.mixins import ListModelMixin
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import Role, User
+from accounts.models_notifications import Delivery, DeliveryStatus, Notification, WebhookEndpoint
+from accounts.notifications.services import (
+    notification_archive,
+    notification_mark_read,
+    notification_preference_set,
+    notification_preferences_get,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_update,
+)
+from advisor.api.permissions import HasRole
+from advisor.api.serializers import StrictInputSerializer
+from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _refused(exc: DjangoValidationError) -> ValidationError:
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+
+class NotificationSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "event_type",
+            "subject",
+            "body",
+            "link",
+            "regulatory",
+            "created_at",
+            "read_at",
+            "archived_at",
+        ]
+
+
+class InboxListView(ListModelMixin, FirmScopedGenericAPIView):
+    """The caller's inbox, newest first (``?archived=1`` for the archive)."""
+
+    serializer_class = NotificationSerializer
+
+    def get_queryset(self) -> QuerySet[Notification]:
+        qs = Notification.objects.filter(recipient=_user(self.request), in_inbox=True)
+        archived = self.request.query_params.get("archived") in ("1", "true")
+        return qs.filter(archived_at__isnull=not archived).order_by("-created_at", "-id")
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
+
+
+def _own(request: Request, pk: int) -> Notification:
+    found = Notification.objects.filter(pk=pk, recipient=_user(request), in_inbox=True).first()
+    if found is None:
+        raise NotFound()
+    return found
+
+
+class InboxReadView(FirmScopedAPIView):
+    """Mark one of the caller's notifications read."""
+
+    def post(self, request: Request, pk: int) -> Response:
+        n = notification_mark_read(notification=_own(request, pk), actor=_user(request))
+        return Response(NotificationSerializer(n).data)
+
+
+class InboxArchiveView(FirmScopedAPIView):
+    """Archive one of the caller's notifications."""
+
+    def post(self, request: Request, pk: int) -> Response:
+        n = notification_archive(notification=_own(request, pk), actor=_user(request))
+        return Response(NotificationSerializer(n).data)
+
+
+class PreferenceInputSerializer(StrictInputSerializer):
+    event_type = serializers.CharField(max_length=40)
+    channels = serializers.ListField(child=serializers.CharField(max_length=10))
+    mode = serializers.ChoiceField(choices=["immediate", "digest"], default="immediate")
+
+
+class PreferencesView(FirmScopedAPIView):
+    """The caller's choices per event type (GET); set one (PUT). Regulatory events cannot
+    be switched off or delayed."""
+
+    def get(self, request: Request) -> Response:
+        return Response(notification_preferences_get(user=_user(request)))
+
+    def put(self, request: Request) -> Response:
+        data = PreferenceInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            notification_preference_set(user=_user(request), **data.validated_data)
+        except DjangoValidationError as exc:
+            raise _refused(exc) from exc
+        return Response(notification_preferences_get(user=_user(request)))
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "event_types", "is_active", "description", "created_at"]
+
+
+class WebhookEndpointInputSerializer(StrictInputSerializer):
+    url = serializers.CharField(max_length=500)
+    event_types = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, default=list
+    )
+    description = serializers.CharField(max_length=200, required=False, default="")
+
+
+class WebhookEndpointPatchSerializer(StrictInputSerializer):
+    url = serializers.CharField(max_length=500, required=False)
+    event_types = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
+    description = serializers.CharField(max_length=200, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+ADMIN: list[Any] = [IsAuthenticated, HasRole.of(Role.FIRM_ADMIN)]
+
+
+class WebhookEndpointListView(FirmScopedAPIView):
+    """The firm's webhook endpoints; create one (its signing secret is shown once)."""
+
+    permission_classes = ADMIN
+
+    def get(self, request: Request) -> Response:
+        rows = WebhookEndpoint.objects.order_by("pk")
+        return Response(WebhookEndpointSerializer(rows, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        data = WebhookEndpointInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            ep = webhook_endpoint_create(actor=_user(request), **data.validated_data)
+        except DjangoValidationError as exc:
+            raise _refused(exc) from exc
+        body = dict(WebhookEndpointSerializer(ep).data)
+        body["secret"] = ep.secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointDetailView(FirmScopedAPIView):
+    permission_classes = ADMIN
+
+    def _get(self, pk: int) -> WebhookEndpoint:
+        ep = WebhookEndpoint.objects.filter(pk=pk).first()
+        if ep is None:
+            raise NotFound()
+        return ep
+
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(WebhookEndpointSerializer(self._get(pk)).data)
+
+    def patch(self, request: Request, pk: int) -> Response:
+        ep = self._get(pk)
+        data = WebhookEndpointPatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            ep = webhook_endpoint_update(endpoint=ep, actor=_user(request), **data.validated_data)
+        except DjangoValidationError as exc:
+            raise _refused(exc) from exc
+        return Response(WebhookEndpointSerializer(ep).data)
+
+    def delete(self, request: Request, pk: int) -> Response:
+        webhook_endpoint_delete(endpoint=self._get(pk), actor=_user(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeliverySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "event_key",
+            "target",
+            "channel",
+            "status",
+            "attempts",
+            "last_error",
+            "note",
+            "created_at",
+        ]
+
+
+class FailedDeliveryListView(ListModelMixin, FirmScopedGenericAPIView):
+    """Deliveries that failed after their retries, newest first (firm admins)."""
+
+    permission_classes = ADMIN
+    serializer_class = DeliverySerializer
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        return Delivery.objects.filter(status=DeliveryStatus.FAILED).order_by("-id")
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
