@@ -333,6 +333,35 @@ def seed_portfolio_book(firm: Firm, spec: DemoFirm) -> Created:
     portfolios = _bulk(Portfolio, portfolios)
     created.add("book portfolios", len(portfolios))
 
+    # The client book's own portfolios (the demo investors' among them) are funded the
+    # same way, following their strategy (or the first usable one).
+    own = list(
+        Portfolio.objects.filter(firm_id=firm_id)
+        .exclude(number__startswith=prefix)
+        .exclude(pk__in=Holding.objects.values("portfolio_id"))
+        .select_related("client")
+        .order_by("pk")
+    )
+    fallback = level_strategy[levels[len(levels) // 2]]
+    for portfolio in own:
+        if not usable.get(portfolio.strategy_id or -1):
+            portfolio.strategy_id = fallback
+            Portfolio.objects.filter(pk=portfolio.pk).update(strategy_id=fallback)
+        portfolios.append(portfolio)
+        specs.append(
+            {
+                "household": portfolio.client.household_id,
+                "strategy": portfolio.strategy_id,
+                "deposit": Decimal(int(np.exp(rng.normal(11.3, 0.6)))).quantize(CENT),
+                "months": int(rng.integers(6, 25)),
+                "lots": 3 if portfolio.account_type == PortfolioType.TAXABLE else 1,
+                "recent": False,
+                "loss_sale": False,
+                "flow": 1.0,
+            }
+        )
+    created.add("client book portfolios funded", len(own))
+
     holdings: list[Holding] = []
     lots: list[TaxLot] = []
     ledger: list[LedgerEntry] = []

@@ -266,6 +266,10 @@ class DriftRow:
     drifts: list[Decimal | None]  # per class of BookDrift.classes; None: neither held nor target
     max_drift: Decimal
 
+    @property
+    def max_drift_points(self) -> Decimal:
+        return self.max_drift * 100
+
 
 @dataclass
 class BookDrift:

@@ -132,7 +132,10 @@ def rebalance_run_list(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "row": row,
-            "cells": [(value, drift_style(value)) for value in row.drifts],
+            "cells": [
+                (value, drift_style(value), None if value is None else value * 100)
+                for value in row.drifts
+            ],
         }
         for row in drift.rows
     ]

@@ -49,7 +49,10 @@ def test_demo_book_is_consistent_drifted_and_idempotent(monkeypatch: pytest.Monk
         lots: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
         for p, a, q in TaxLot.objects.values_list("portfolio_id", "asset_id", "quantity"):
             lots[(p, a)] += q
-        taxable = set(book.filter(account_type="taxable").values_list("pk", flat=True))
+        # Every taxable portfolio of the firm: the book's and the client book's own.
+        taxable = set(
+            book.model.objects.filter(account_type="taxable").values_list("pk", flat=True)
+        )
         assert taxable
         holdings = {
             (p, a): q

@@ -295,7 +295,7 @@ def test_pages_advisor_previews_reads_the_proposal_and_the_blotter(
     run_page = advisor.get(started["Location"])
     text = run_page.content.decode()
     assert 'data-status="preview"' in text
-    assert "hx-trigger" not in text
+    assert "progress/?polling=1" not in text  # no polling once computed
     with firm_context(book.world.firm), transaction.atomic():
         run = RebalanceRun.objects.get()
     proposal = advisor.get(
