@@ -57,6 +57,18 @@ def test_investor_sees_the_badge_and_reads_why(page: Page, page_problems: list[s
     expect(body).to_contain_text("had drifted")
     page.goto("/")
     expect(page.get_by_test_id("unread-badge")).to_have_count(0)
+    # Preferences: the trade confirmation is locked; strategy news by email is switched off.
+    page.get_by_test_id("inbox-link").click()
+    page.get_by_test_id("preferences-link").click()
+    expect(page.get_by_label("Rebalance executed: Email")).to_be_disabled()
+    expect(page.get_by_test_id("pref-rebalance_executed")).to_contain_text("Regulatory notice")
+    page.get_by_label("Strategy assigned or changed: Email").uncheck()
+    page.get_by_label("Risk profile expiring soon: when").select_option("digest")
+    page.get_by_role("button", name="Save preferences").click()
+    expect(page.get_by_text("Your notification preferences are saved.")).to_be_visible()
+    expect(page.get_by_label("Strategy assigned or changed: Email")).not_to_be_checked()
+    expect(page.get_by_label("Strategy assigned or changed: In the app")).to_be_checked()
+    expect(page.get_by_label("Risk profile expiring soon: when")).to_have_value("digest")
     assert page_problems == []
 
 
