@@ -92,9 +92,7 @@ class Command(BaseCommand):
                 override_settings(EMAIL_BACKEND=backend, NOTIFICATIONS_AUTO_SEND=False),
                 transaction.atomic(),
             ):
-                firm = Firm.objects.create(
-                    name="Benchmark firm", slug=f"bench-n-{time.time_ns()}"
-                )
+                firm = Firm.objects.create(name="Benchmark firm", slug=f"bench-n-{time.time_ns()}")
                 with firm_context(firm):
                     self._bench(firm, n, figures)
                 raise _Rollback
@@ -117,7 +115,7 @@ class Command(BaseCommand):
         slug = firm.slug
         users = User.objects.bulk_create(
             [
-                User(username=f"{slug}-{i}", email=f"investor{i}@{slug}.test", password="!")
+                User(username=f"{slug}-{i}", email=f"investor{i}@{slug}.test", password="!")  # noqa: S106 -- unusable
                 for i in range(n)
             ],
             batch_size=5000,

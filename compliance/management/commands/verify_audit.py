@@ -3,9 +3,10 @@
 Exit status: 0 when every chain checked is intact, 1 when one is broken (the first
 broken event is named: id, sequence number and what is wrong), 2 when a firm is
 unknown. Reads through the application role, one firm at a time, as the running
-code does; a broken chain is also told to the firm's compliance officers (in the app and
-by email: a regulatory notification). A chain only proves what it holds: events removed from its end leave no
-gap, so compare the event count with what you expect when that matters.
+code does; a broken chain is also told to the firm's compliance officers (in the app
+and by email: a regulatory notification). A chain only proves what it holds: events
+removed from its end leave no gap, so compare the event count with what you expect
+when that matters.
 """
 
 from __future__ import annotations

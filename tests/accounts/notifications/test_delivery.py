@@ -338,6 +338,13 @@ def test_a_broken_audit_chain_tells_compliance_officers(firm_a: Any, no_auto_sen
 # --------------------------------------------------------------------------- HTML email
 
 
+def _html(message: Any) -> str:
+    """The HTML alternative of a sent message."""
+    [(content, mimetype)] = message.alternatives
+    assert mimetype == "text/html"
+    return str(content)
+
+
 def test_the_html_alternative_carries_the_firms_name_and_the_escaped_message(
     firm_a: Any, no_auto_send: None
 ) -> None:
@@ -357,11 +364,10 @@ def test_the_html_alternative_carries_the_firms_name_and_the_escaped_message(
         )
         assert deliveries_send().sent == 1
     [message] = mail.outbox
-    [(html, mimetype)] = message.alternatives
-    assert mimetype == "text/html"
+    html = _html(message)
     assert "<h2>Firm alpha</h2>" in html
     assert "&lt;Growth &amp; Income&gt;" in html  # the body is escaped, not markup
-    assert "<Growth & Income>" in message.body  # the text part is plain
+    assert "<Growth & Income>" in str(message.body)  # the text part is plain
     assert '/notifications/">Read it in the app</a>' in html
     assert message.to == [user.email]
 
@@ -380,7 +386,7 @@ def test_a_firms_html_branding_is_used_and_a_broken_one_falls_back_recorded(
         )
         notifications_emit(items=[_item("b1", user)])
         assert deliveries_send().sent == 1
-        assert "<p class='brand'>Firm alpha private office</p>" in mail.outbox[0].alternatives[0][0]
+        assert "<p class='brand'>Firm alpha private office</p>" in _html(mail.outbox[0])
         # Compiles, fails when rendered: refused loudly under the strict (test) setting.
         firm_email_templates_set(
             firm=firm, actor=None, text="", html='{% include "no/such/branding.html" %}'
@@ -397,6 +403,6 @@ def test_a_firms_html_branding_is_used_and_a_broken_one_falls_back_recorded(
         event = AuditEvent.objects.get(action="notification.template_fallback")
         assert event.object_id == str(d.pk)
         assert "TemplateDoesNotExist" in event.payload["note"]
-    fallback = mail.outbox[-1].alternatives[0][0]
+    fallback = _html(mail.outbox[-1])
     assert "<h2>Firm alpha</h2>" in fallback  # the default template, the firm's name
     assert "private office" not in fallback

@@ -35,6 +35,7 @@ from accounts.strategy_services import (
 )
 from accounts.tenancy.context import firm_context
 from compliance import rules as compliance_rules
+from compliance.rules.params import RESTRICTED_LIST
 from portfolios import services_execution, services_rebalance
 from portfolios.models import CashFlow, CashFlowKind, Portfolio, RunPortfolio
 from tests.accounts.book import Book, make_book
@@ -69,7 +70,7 @@ def told(world: FirmWorld, event_type: str) -> Told:
     out: Told = defaultdict(set)
     with firm_context(world.firm), transaction.atomic():
         for n in Notification.objects.filter(event_type=event_type):
-            out[n.recipient_id]  # noqa: B018 -- told, even through no channel of ours
+            out.setdefault(n.recipient_id, set())  # told, even through no channel
             if n.in_inbox:
                 out[n.recipient_id].add("in_app")
         for uid, status in Delivery.objects.filter(
@@ -192,6 +193,7 @@ def test_a_strategy_assigned_then_changed_tells_the_investor_each_time(
         profile = _profile(book, MODERATE)
         first = strategy_assign_from_profile(profile=profile, actor=None)
     assert told(world, "strategy_assigned") == {investor.pk: BOTH}
+    assert first.model_portfolio_id is not None
     with firm_context(world.firm), transaction.atomic():
         name = ModelPortfolio.objects.get(pk=first.model_portfolio_id).name
         aggressive = ModelPortfolio.objects.get(name="All equity")
@@ -259,7 +261,7 @@ def _rules(monkeypatch: Any, *rules: compliance_rules.Rule) -> None:
 def _restricted(rule_id: int, severity: compliance_rules.Severity, client_id: int) -> Any:
     return compliance_rules.Rule(
         rule_id,
-        compliance_rules.RESTRICTED_LIST,
+        RESTRICTED_LIST,
         severity,
         MappingProxyType({"symbols": ("AAA",), "use_client_restrictions": False}),
         client_ids=frozenset({client_id}),
@@ -273,7 +275,7 @@ def test_approvals_waiting_reach_the_advisor_and_held_ones_compliance(
     monkeypatch: Any,
 ) -> None:
     advisor, officer = firm_a.user(Role.ADVISOR), firm_a.user(Role.COMPLIANCE)
-    mine, theirs, ada, bob = _drifted_book(firm_a, advisor)
+    mine, _theirs, ada, bob = _drifted_book(firm_a, advisor)
     # A soft rule holds the advisor's portfolio for a second approver.
     _rules(monkeypatch, _restricted(-90, compliance_rules.Severity.SOFT, mine.client_id))
     with sending(django_capture_on_commit_callbacks, firm_a.firm):
@@ -287,9 +289,10 @@ def test_approvals_waiting_reach_the_advisor_and_held_ones_compliance(
     # the second approver; not the investors, not the other firm.
     assert set(waiting) == {advisor.pk, officer.pk}
     assert told(firm_a, "approvals_waiting") == {advisor.pk: BOTH, officer.pk: BOTH}
-    assert "second approver" in waiting[officer.pk].body or "held" in waiting[officer.pk].body
+    assert "1 held for a second approver" in waiting[officer.pk].body
     assert emailed("approval") == sorted([advisor.email, officer.email])
-    assert ada.pk not in waiting and bob.pk not in waiting
+    assert ada.pk not in waiting
+    assert bob.pk not in waiting
     nothing_in(firm_b)
 
 
@@ -300,7 +303,7 @@ def test_orders_blocked_by_compliance_reach_the_advisor_and_compliance(
     monkeypatch: Any,
 ) -> None:
     advisor, officer = firm_a.user(Role.ADVISOR), firm_a.user(Role.COMPLIANCE)
-    mine, theirs, ada, bob = _drifted_book(firm_a, advisor)
+    mine, _theirs, ada, bob = _drifted_book(firm_a, advisor)
     _rules(monkeypatch, _restricted(-91, compliance_rules.Severity.HARD, mine.client_id))
     # The officer reads this one in the app only.
     with firm_context(firm_a.firm), transaction.atomic():
@@ -309,6 +312,7 @@ def test_orders_blocked_by_compliance_reach_the_advisor_and_compliance(
         services_rebalance.rebalance_run_start(trigger="manual", actor=advisor, as_of=AS_OF)
     assert told(firm_a, "orders_blocked") == {advisor.pk: BOTH, officer.pk: {"in_app"}}
     assert emailed("blocked") == [advisor.email]
+    assert not {ada.pk, bob.pk} & set(told(firm_a, "orders_blocked"))
     with firm_context(firm_a.firm), transaction.atomic():
         body = Notification.objects.get(event_type="orders_blocked", recipient=advisor).body
     assert "AAA" in body
