@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from typing import cast
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership, Role, User
-from accounts.models_notifications import Delivery, DeliveryStatus, Notification
-from accounts.notifications.services import notification_archive, notification_mark_read
+from accounts.models_notifications import Channel, Delivery, DeliveryStatus, Notification
+from accounts.notifications.events import CHANNELS
+from accounts.notifications.services import (
+    notification_archive,
+    notification_mark_read,
+    notification_preference_set,
+    notification_preferences_get,
+)
 
 
 def _member(request: HttpRequest) -> Membership:
@@ -77,3 +85,49 @@ def failed(request: HttpRequest) -> HttpResponse:
         raise Http404("No such page.")
     rows = Delivery.objects.filter(status=DeliveryStatus.FAILED).order_by("-id")[:500]
     return render(request, "notifications/failed.html", {"rows": list(rows)})
+
+
+def _audience_of(role: str) -> set[str]:
+    return {"investor"} if role == Role.INVESTOR else {"staff"}
+
+
+@login_required
+def preferences(request: HttpRequest) -> HttpResponse:
+    """Per event type: which channels, immediately or in a daily digest. Regulatory events
+    are shown locked (in the app and by email, immediately). A POST saves the event types
+    whose choice changed; a refused choice is shown naming the event type."""
+    membership = _member(request)
+    user = _user(request)
+    audience = _audience_of(membership.role)
+    rows = [r for r in notification_preferences_get(user=user) if r["audience"] in audience]
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        for row in rows:
+            code = row["event_type"]
+            if row["regulatory"]:
+                continue  # locked: never taken from the form
+            channels = [c for c in CHANNELS if request.POST.get(f"{code}-{c}") == "on"]
+            mode = request.POST.get(f"{code}-mode", "immediate")
+            if channels == row["channels"] and mode == row["mode"]:
+                continue
+            try:
+                notification_preference_set(
+                    user=user, event_type=code, channels=channels, mode=mode
+                )
+            except ValidationError as exc:
+                errors[code] = [m for ms in exc.message_dict.values() for m in ms]
+        if not errors:
+            messages.success(request, "Your notification preferences are saved.")
+            return redirect("notifications:preferences")
+        rows = [r for r in notification_preferences_get(user=user) if r["audience"] in audience]
+    for row in rows:
+        row["errors"] = errors.get(row["event_type"], [])
+    return render(
+        request,
+        "notifications/preferences.html",
+        {
+            "rows": rows,
+            "channels": [(c, dict(Channel.choices)[c]) for c in CHANNELS],
+        },
+        status=400 if errors else 200,
+    )

@@ -19,18 +19,25 @@ from tests.portfolios.rebalance_factories import AS_OF, asset_make, portfolio_ma
 def _rebalanced() -> FirmWorld:
     with transaction.atomic():
         world = make_firm_world("alpha")
-    asset_make("AAA", "100")
-    asset_make("BBB", "50")
-    strategy = strategy_make(world.firm, "Sixty forty", {"AAA": "0.6", "BBB": "0.4"})
+    with transaction.atomic():
+        asset_make("AAA", "100")
+        asset_make("BBB", "50")
+        strategy = strategy_make(world.firm, "Sixty forty", {"AAA": "0.6", "BBB": "0.4"})
     investor, advisor = world.user(Role.INVESTOR), world.user(Role.ADVISOR)
     with firm_context(world.firm), transaction.atomic():
         p = portfolio_make(world.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"})
         Client.objects.filter(pk=p.client_id).update(user=investor)
         assign_perm("view_household", advisor, Household.objects.get(pk=p.client.household_id))
+    # Transactional test: the run's chunks compute, and its approved orders execute,
+    # after each commit (eager Celery), as they would in production.
     with firm_context(world.firm):
-        run = services_rebalance.rebalance_run_start(trigger="manual", actor=advisor, as_of=AS_OF)
-        run.refresh_from_db()
-        services_execution.rebalance_run_approve(run=run, actor=advisor)
+        with transaction.atomic():
+            run = services_rebalance.rebalance_run_start(
+                trigger="manual", actor=advisor, as_of=AS_OF
+            )
+        with transaction.atomic():
+            run.refresh_from_db()
+            services_execution.rebalance_run_approve(run=run, actor=advisor)
     return world
 
 
@@ -50,6 +57,18 @@ def test_investor_sees_the_badge_and_reads_why(page: Page, page_problems: list[s
     expect(body).to_contain_text("had drifted")
     page.goto("/")
     expect(page.get_by_test_id("unread-badge")).to_have_count(0)
+    # Preferences: the trade confirmation is locked; strategy news by email is switched off.
+    page.get_by_test_id("inbox-link").click()
+    page.get_by_test_id("preferences-link").click()
+    expect(page.get_by_label("Rebalance executed: Email")).to_be_disabled()
+    expect(page.get_by_test_id("pref-rebalance_executed")).to_contain_text("Regulatory notice")
+    page.get_by_label("Strategy assigned or changed: Email").uncheck()
+    page.get_by_label("Risk profile expiring soon: when").select_option("digest")
+    page.get_by_role("button", name="Save preferences").click()
+    expect(page.get_by_text("Your notification preferences are saved.")).to_be_visible()
+    expect(page.get_by_label("Strategy assigned or changed: Email")).not_to_be_checked()
+    expect(page.get_by_label("Strategy assigned or changed: In the app")).to_be_checked()
+    expect(page.get_by_label("Risk profile expiring soon: when")).to_have_value("digest")
     assert page_problems == []
 
 

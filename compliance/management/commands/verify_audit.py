@@ -3,8 +3,10 @@
 Exit status: 0 when every chain checked is intact, 1 when one is broken (the first
 broken event is named: id, sequence number and what is wrong), 2 when a firm is
 unknown. Reads through the application role, one firm at a time, as the running
-code does. A chain only proves what it holds: events removed from its end leave no
-gap, so compare the event count with what you expect when that matters.
+code does; a broken chain is also told to the firm's compliance officers (in the app
+and by email: a regulatory notification). A chain only proves what it holds: events
+removed from its end leave no gap, so compare the event count with what you expect
+when that matters.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Firm
-from compliance.selectors import audit_chain_verify
+from compliance.services.verification import audit_chain_check
 
 
 class Command(BaseCommand):
@@ -37,7 +39,7 @@ class Command(BaseCommand):
 
         broken: list[str] = []
         for firm in firms:
-            check = audit_chain_verify(firm=firm)
+            check = audit_chain_check(firm=firm)
             if check.ok:
                 self.stdout.write(
                     self.style.SUCCESS(

@@ -333,3 +333,76 @@ def test_a_broken_audit_chain_tells_compliance_officers(firm_a: Any, no_auto_sen
     with firm_context(firm_a.firm), transaction.atomic():
         rows = list(Notification.objects.values_list("recipient_id", "event_type", "regulatory"))
     assert rows == [(firm_a.users["compliance"].pk, "audit_chain_broken", True)]
+
+
+# --------------------------------------------------------------------------- HTML email
+
+
+def _html(message: Any) -> str:
+    """The HTML alternative of a sent message."""
+    [(content, mimetype)] = message.alternatives
+    assert mimetype == "text/html"
+    return str(content)
+
+
+def test_the_html_alternative_carries_the_firms_name_and_the_escaped_message(
+    firm_a: Any, no_auto_send: None
+) -> None:
+    user = firm_a.users["investor"]
+    with firm_context(firm_a.firm):
+        notifications_emit(
+            items=[
+                Outgoing(
+                    event_type="strategy_assigned",
+                    event_key="h1",
+                    recipient_id=user.pk,
+                    subject="Your investment strategy",
+                    body="Your portfolio now follows <Growth & Income>.",
+                    link="/notifications/",
+                )
+            ]
+        )
+        assert deliveries_send().sent == 1
+    [message] = mail.outbox
+    html = _html(message)
+    assert "<h2>Firm alpha</h2>" in html
+    assert "&lt;Growth &amp; Income&gt;" in html  # the body is escaped, not markup
+    assert "<Growth & Income>" in str(message.body)  # the text part is plain
+    assert '/notifications/">Read it in the app</a>' in html
+    assert message.to == [user.email]
+
+
+def test_a_firms_html_branding_is_used_and_a_broken_one_falls_back_recorded(
+    firm_a: Any, no_auto_send: None, settings: Any
+) -> None:
+    firm = firm_a.firm
+    user = firm_a.users["investor"]
+    with firm_context(firm):
+        firm_email_templates_set(
+            firm=firm,
+            actor=None,
+            text="",
+            html="<p class='brand'>{{ firm.name }} private office</p>{{ body }}",
+        )
+        notifications_emit(items=[_item("b1", user)])
+        assert deliveries_send().sent == 1
+        assert "<p class='brand'>Firm alpha private office</p>" in _html(mail.outbox[0])
+        # Compiles, fails when rendered: refused loudly under the strict (test) setting.
+        firm_email_templates_set(
+            firm=firm, actor=None, text="", html='{% include "no/such/branding.html" %}'
+        )
+        notifications_emit(items=[_item("b2", user)])
+        with pytest.raises(TemplateFailed, match="firm alpha: email template failed"):
+            deliveries_send()
+        # At run time (not strict): the default template, and the fallback recorded.
+        Delivery.objects.filter(event_key="b2").update(status="pending", claim_token="")
+        settings.NOTIFICATIONS_STRICT_TEMPLATES = False
+        assert deliveries_send().sent == 1
+        d = Delivery.objects.get(event_key="b2")
+        assert "template failed (TemplateDoesNotExist" in d.note
+        event = AuditEvent.objects.get(action="notification.template_fallback")
+        assert event.object_id == str(d.pk)
+        assert "TemplateDoesNotExist" in event.payload["note"]
+    fallback = _html(mail.outbox[-1])
+    assert "<h2>Firm alpha</h2>" in fallback  # the default template, the firm's name
+    assert "private office" not in fallback
