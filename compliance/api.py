@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -86,7 +87,7 @@ class RuleSetSerializer(serializers.Serializer):  # type: ignore[type-arg]
     created_at = serializers.DateTimeField()
 
 
-class DecisionInputSerializer(StrictInputSerializer):
+class OverrideDecisionInputSerializer(StrictInputSerializer):
     reason = serializers.CharField(allow_blank=True, max_length=4000)
 
 
@@ -237,7 +238,7 @@ class ReviewQueueView(FirmScopedAPIView):
     @extend_schema(
         operation_id="compliance_review_queue",
         tags=TAGS,
-        responses={200: serializers.JSONField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         return Response(selectors.review_queue(firm=self.current_membership.firm))
@@ -251,7 +252,7 @@ class _DecisionView(FirmScopedAPIView):
         rp = RunPortfolio.objects.filter(pk=pk).first()
         if rp is None:
             raise NotFound()
-        data = DecisionInputSerializer(data=request.data)
+        data = OverrideDecisionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         done = _service(
             type(self).service,
@@ -271,7 +272,7 @@ class ReleaseView(_DecisionView):
     @extend_schema(
         operation_id="compliance_review_release",
         tags=TAGS,
-        request=DecisionInputSerializer,
+        request=OverrideDecisionInputSerializer,
         responses={200: RunPortfolioDecisionSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -286,7 +287,7 @@ class RejectView(_DecisionView):
     @extend_schema(
         operation_id="compliance_review_reject",
         tags=TAGS,
-        request=DecisionInputSerializer,
+        request=OverrideDecisionInputSerializer,
         responses={200: RunPortfolioDecisionSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -298,9 +299,7 @@ class OrderExplainView(FirmScopedAPIView):
 
     permission_classes = [IsAuthenticated, HasRole.of(*STAFF_ROLES)]
 
-    @extend_schema(
-        operation_id="orders_explain", tags=TAGS, responses={200: serializers.JSONField()}
-    )
+    @extend_schema(operation_id="orders_explain", tags=TAGS, responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, pk: int) -> Response:
         try:
             return Response(selectors.order_explain(order_id=pk))
