@@ -24,7 +24,7 @@ from advisor.api.permissions import HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView
 from compliance import selectors
-from compliance.models import ComplianceRule, ComplianceRuleVersion
+from compliance.models import ComplianceRule
 from compliance.rules import RULE_KINDS, RuleParamError
 from compliance.services.overrides import (
     OverrideError,
@@ -102,7 +102,8 @@ def _user(request: Request) -> User:
 
 
 def _rule_body(rule: ComplianceRule) -> dict[str, Any]:
-    version = rule.current_version or ComplianceRuleVersion.objects.get(pk=rule.current_version_id)
+    version = rule.current_version
+    assert version is not None
     return {
         "id": rule.pk,
         "name": rule.name,

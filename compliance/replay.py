@@ -162,8 +162,9 @@ def _state(run: RebalanceRun, rps: list[RunPortfolio]) -> sr.ChunkState:
                 raise ReplayError("targets", f"{symbol} has no price in the run")
             targets[t, col_of_symbol[symbol]] = float(weight)
     target_index = np.array(
-        [keys.index((rp.strategy_version_id, rp.target_signature)) for rp in rps], dtype=np.int64
-    )  # type: ignore[arg-type]
+        [keys.index((int(rp.strategy_version_id or 0), rp.target_signature)) for rp in rps],
+        dtype=np.int64,
+    )
 
     def pick(rp: RunPortfolio, name: str, k: int) -> int:
         value = rp.state.get(name)

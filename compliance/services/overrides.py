@@ -57,7 +57,7 @@ class OverrideError(Exception):
 
 def _check(
     *, actor: User | None, run_portfolio: RunPortfolio, reason: str, releasing: bool
-) -> tuple[RunPortfolio, RebalanceRun, str, str]:
+) -> tuple[RunPortfolio, RebalanceRun, str, str, User]:
     if actor is None:
         raise RulePermissionError("a held portfolio is decided by a signed-in person")
     role = actor_role(actor=actor)
@@ -89,7 +89,7 @@ def _check(
         raise RulePermissionError(
             "the run's proposer cannot release its soft failures: a second person must"
         )
-    return locked, run, role, reason
+    return locked, run, role, reason, actor
 
 
 def _held_failures(run_portfolio: RunPortfolio) -> list[dict[str, Any]]:
@@ -119,7 +119,7 @@ def held_portfolio_release(
     from portfolios.services_execution import _after_commit_execute
 
     with firm_context(firm), transaction.atomic():
-        locked, run, role, reason = _check(
+        locked, run, role, reason, person = _check(
             actor=actor, run_portfolio=run_portfolio, reason=reason, releasing=True
         )
         failures = _held_failures(locked)
@@ -151,7 +151,7 @@ def held_portfolio_release(
             decision=OverrideDecision.RELEASED,
             reason=reason,
             failures=failures,
-            actor=actor,
+            actor=person,
             actor_role=role,
         )
         audit_record(
@@ -184,7 +184,7 @@ def held_portfolio_reject(
     reason as a release; the proposer may reject (declining a trade needs no second
     person)."""
     with firm_context(firm), transaction.atomic():
-        locked, run, role, reason = _check(
+        locked, run, role, reason, person = _check(
             actor=actor, run_portfolio=run_portfolio, reason=reason, releasing=False
         )
         failures = _held_failures(locked)
@@ -199,7 +199,7 @@ def held_portfolio_reject(
             decision=OverrideDecision.REJECTED,
             reason=reason,
             failures=failures,
-            actor=actor,
+            actor=person,
             actor_role=role,
         )
         audit_record(

@@ -197,6 +197,7 @@ def compliance_rule_update(
     with firm_context(firm), transaction.atomic():
         role = _require_manager(actor)
         locked = ComplianceRule.objects.select_for_update().get(pk=rule.pk)
+        assert locked.current_version_id is not None
         current = ComplianceRuleVersion.objects.get(pk=locked.current_version_id)
         level = current.severity if severity is None else _severity(severity)
         clean = (

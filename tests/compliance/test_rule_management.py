@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import transaction
 
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 
 def create(world, role="compliance", **kwargs):
-    args = {
+    args: dict[str, Any] = {
         "name": "Single asset cap",
         "kind": "concentration_asset",
         "severity": "hard",
@@ -92,7 +94,8 @@ def test_every_change_is_a_new_version_and_rule_set_audited(firm_a):
     with firm_context(firm_a.firm), transaction.atomic():
         versions = list(ComplianceRuleVersion.objects.filter(rule=rule).order_by("number"))
         assert [v.number for v in versions] == [1, 2]
-        assert versions[0].params["max_share"] == 0.25 and versions[0].severity == 2
+        assert versions[0].params["max_share"] == 0.25
+        assert versions[0].severity == 2
         assert versions[1].params == {"max_share": 0.3, "level": "household"}
         assert versions[1].severity == 1
         assert updated.current_version_id == versions[1].pk
@@ -111,8 +114,8 @@ def test_every_change_is_a_new_version_and_rule_set_audited(firm_a):
         kinds = [r.kind for r in rules]
         assert kinds[:2] == ["concentration_asset", "kyc_complete"]
         assert {"no_short_no_negative_cash", "restricted_list", "wash_sale"} <= set(kinds)
+        versions[0].severity = 1
         with pytest.raises(ImmutableRowError):
-            versions[0].severity = 1
             versions[0].save()
     # deactivating writes a version too; nothing-changed is refused
     compliance_rule_update(
@@ -124,7 +127,8 @@ def test_every_change_is_a_new_version_and_rule_set_audited(firm_a):
         )
     with firm_context(firm_a.firm), transaction.atomic():
         latest = RuleSetVersion.objects.order_by("-number").first()
-        assert latest is not None and latest.rule_version_ids == [other.current_version_id]
+        assert latest is not None
+        assert latest.rule_version_ids == [other.current_version_id]
 
 
 def test_the_database_refuses_to_change_a_version(firm_a):

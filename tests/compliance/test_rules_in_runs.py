@@ -264,7 +264,8 @@ def test_soft_failure_not_released_by_proposer_or_investor_then_released_and_exe
         }
         override = ComplianceOverride.objects.get(run_portfolio=rp)
         assert override.actor_id == world.user("compliance").pk
-        assert override.failures and override.failures[0]["failures"][0]["kind"] == "max_turnover"
+        assert override.failures
+        assert override.failures[0]["failures"][0]["kind"] == "max_turnover"
         assert AuditEvent.objects.filter(action="compliance.override_released").count() == 1
 
 
@@ -303,7 +304,8 @@ def test_hard_failure_cannot_be_released_by_anyone(book):
             held_portfolio_release(
                 firm=world.firm, actor=world.user(who), run_portfolio=rp, reason="Please."
             )
-        assert err.value.field == "status" and "rule" in err.value.message
+        assert err.value.field == "status"
+        assert "rule" in err.value.message
 
 
 def _holdings(world, p) -> list[Holding]:
@@ -393,7 +395,8 @@ def test_replay_matches_a_real_run_and_reports_tampering(book):
         snapshot["prices"] = prices
         RebalanceRun.objects.filter(pk=run.pk).update(policy_snapshot=snapshot)
         tampered = order_replay(order_id=sample.pk)
-        assert not tampered.matches and tampered.differences
+        assert not tampered.matches
+        assert tampered.differences
 
 
 # --- property: no executed order violates a hard rule ------------------------------
