@@ -52,3 +52,23 @@ class AuditEvent(FirmOwnedModel):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+
+from compliance.models_rules import (  # noqa: E402  (models of the app live in two modules)
+    ComplianceOverride,
+    ComplianceRule,
+    ComplianceRuleVersion,
+    ImmutableRowError,
+    OverrideDecision,
+    RuleSetVersion,
+)
+
+__all__ = [
+    "AuditEvent",
+    "ComplianceOverride",
+    "ComplianceRule",
+    "ComplianceRuleVersion",
+    "ImmutableRowError",
+    "OverrideDecision",
+    "RuleSetVersion",
+]

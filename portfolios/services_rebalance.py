@@ -328,6 +328,11 @@ class ChunkState:
     lot_record: list[list[Any]]  # [id, asset id, quantity, unit cost, acquired on] as read
     recent_loss_sale: np.ndarray
     recent_purchase: np.ndarray
+    as_of: dt.date | None = None
+    #: The rule set the run fixed (its snapshot), so book enrichers read only what it needs.
+    compliance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Per-chunk memo of the book enrichers (one query set per chunk, not per policy group).
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkState:
@@ -496,6 +501,8 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         lot_record=[[r[0], r[2], str(r[3]), str(r[4]), r[5].isoformat()] for r in lot_rows],
         recent_loss_sale=recent_loss_sale,
         recent_purchase=recent_purchase,
+        as_of=run.prices_as_of,
+        compliance=inputs.get("compliance") or {},
     )
 
 
@@ -1100,7 +1107,27 @@ def _portfolio_state(
         "policy": int(state.policy_ids[i]),
         "taxable": bool(state.taxable[i]),
         "household": int(state.household_ids[i]),
+        "client": int(state.client_ids[i]),
+        "strategy": int(state.strategy_ids[i]),
+        "excluded": sorted(state.client_excluded.get(int(state.client_ids[i]), ())),
+        "facts": _facts_of(state, i),
     }
+
+
+def _facts_of(state: ChunkState, i: int) -> dict[str, Any]:
+    """The client facts the rules read for portfolio ``i`` (filled by the book
+    enrichers), as of the run, so the order can be explained and replayed later."""
+    out: dict[str, Any] = {}
+    for name, values in state.cache.get("compliance", {}).items():
+        value = values[i]
+        if np.ndim(value):  # household_holdings_value: only the assets held elsewhere
+            out[name] = {
+                str(int(state.asset_ids[j])): round(float(value[j]), 6)
+                for j in np.flatnonzero(value).tolist()
+            }
+        else:
+            out[name] = value.item() if hasattr(value, "item") else value
+    return out
 
 
 def _chunk_count(*, run: RebalanceRun, counts: dict[str, Any]) -> None:
