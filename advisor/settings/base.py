@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portfolios.rebalance_scheduled_all_firms",
         "schedule": crontab(hour=22, minute=15),
     },
+    "audit-chain-nightly": {
+        # Every firm's audit hash chain re-verified; a break emails its compliance officers.
+        "task": "compliance.audit_chain_verify_all_firms",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
 
 LOGGING = {
