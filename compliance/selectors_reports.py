@@ -28,7 +28,7 @@ from portfolios.models_market import Asset
 from portfolios.models_rebalance import Order, OrderStatus, RunPortfolio, RunPortfolioStatus
 
 #: Audit actions that change a firm's compliance rules (compliance/services/rule_management.py).
-RULE_CHANGE_ACTION_PREFIX = "compliance_rule."
+RULE_CHANGE_ACTION_PREFIX = "compliance.rule_"
 
 SOFT, HARD = 1, 2
 RELEASED_STATUSES = frozenset(
