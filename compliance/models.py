@@ -76,3 +76,24 @@ class ChainVerification(FirmOwnedModel):
     def __str__(self) -> str:
         state = "intact" if self.ok else f"broken at #{self.first_broken_seq}"
         return f"chain {state} ({self.checked_at:%Y-%m-%d %H:%M})"
+
+
+from compliance.models_rules import (  # noqa: E402  (models of the app live in two modules)
+    ComplianceOverride,
+    ComplianceRule,
+    ComplianceRuleVersion,
+    ImmutableRowError,
+    OverrideDecision,
+    RuleSetVersion,
+)
+
+__all__ = [
+    "AuditEvent",
+    "ChainVerification",
+    "ComplianceOverride",
+    "ComplianceRule",
+    "ComplianceRuleVersion",
+    "ImmutableRowError",
+    "OverrideDecision",
+    "RuleSetVersion",
+]

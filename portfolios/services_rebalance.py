@@ -346,6 +346,11 @@ class ChunkState:
     lot_record: list[list[Any]]  # [id, asset id, quantity, unit cost, acquired on] as read
     recent_loss_sale: np.ndarray
     recent_purchase: np.ndarray
+    as_of: dt.date | None = None
+    #: The rule set the run fixed (its snapshot), so book enrichers read only what it needs.
+    compliance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Per-chunk memo of the book enrichers (one query set per chunk, not per policy group).
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkState:
@@ -514,6 +519,8 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         lot_record=[[r[0], r[2], str(r[3]), str(r[4]), r[5].isoformat()] for r in lot_rows],
         recent_loss_sale=recent_loss_sale,
         recent_purchase=recent_purchase,
+        as_of=run.prices_as_of,
+        compliance=inputs.get("compliance") or {},
     )
 
 

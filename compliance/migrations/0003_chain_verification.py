@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_strategy_targets'),
-        ('compliance', '0001_initial'),
+        ('compliance', '0002_rules_overrides'),
     ]
 
     operations = [
