@@ -13,4 +13,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("firm/switch/", views.firm_switch, name="firm_switch"),
     path("", include("accounts.urls")),
     path("", include("portfolios.web_urls")),
+    path("", include("compliance.web_urls")),
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q, QuerySet, TextField
@@ -28,7 +29,7 @@ from accounts.tenancy.context import TenancyError, current_firm_id
 from compliance.audit_chain import GENESIS_HASH, HASHED_FIELDS, canonical_json, event_hash
 from compliance.models import AuditEvent, ChainVerification
 from portfolios.models import Portfolio
-from portfolios.models_rebalance import Order, RunPortfolio
+from portfolios.models_rebalance import Order, OrderStatus, RunPortfolio
 
 MAX_TEXT = 200
 
@@ -318,3 +319,52 @@ def audit_event_detail(*, firm: Firm, event_id: int) -> AuditEventDetail:
 def chain_verification_latest(*, firm: Firm) -> ChainVerification | None:
     _require_current(firm)
     return ChainVerification.objects.order_by("-checked_at", "-pk").first()
+
+
+@dataclass(frozen=True)
+class RelatedOrder:
+    order_id: int
+    run_id: int
+    portfolio_id: int
+    symbol: str
+    side: str
+    quantity: Decimal
+    value: Decimal
+    status: str
+    status_label: str
+    failures: tuple[str, ...]
+
+
+def event_related_orders(*, event: AuditEvent) -> tuple[RelatedOrder, ...]:
+    """The orders an event is about: the order itself, or a portfolio's (or run
+    portfolio's) orders in the event's run. Read in the event's (current) firm."""
+    orders = Order.objects.none()
+    if event.object_type == "order" and event.object_id.isdigit():
+        orders = Order.objects.filter(pk=int(event.object_id))
+    elif event.object_type == "run_portfolio" and event.object_id.isdigit():
+        row = RunPortfolio.objects.filter(pk=int(event.object_id)).values_list(
+            "run_id", "portfolio_id"
+        )
+        found = row.first()
+        if found:
+            orders = Order.objects.filter(run_id=found[0], portfolio_id=found[1])
+    elif event.object_type == "portfolio" and event.object_id.isdigit() and event.run_id.isdigit():
+        orders = Order.objects.filter(run_id=int(event.run_id), portfolio_id=int(event.object_id))
+    labels = dict(OrderStatus.choices)
+    return tuple(
+        RelatedOrder(
+            order_id=o.pk,
+            run_id=o.run_id,
+            portfolio_id=o.portfolio_id,
+            symbol=o.asset.symbol,
+            side=o.side,
+            quantity=o.quantity,
+            value=o.value,
+            status=o.status,
+            status_label=str(labels.get(o.status, o.status)),
+            failures=tuple(
+                str(f.get("message", "")) for f in o.failures or [] if isinstance(f, dict)
+            ),
+        )
+        for o in orders.select_related("asset").order_by("asset__symbol", "pk")[:200]
+    )

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Client, Firm
 from accounts.tenancy.context import TenancyError, current_firm_id
-from compliance.models import AuditEvent
+from compliance.models import AuditEvent, ComplianceOverride
 from compliance.selectors_audit import AuditSearchError
 from portfolios.models import Portfolio
 from portfolios.models_market import Asset
@@ -132,6 +132,7 @@ class HeldPortfolioRow:
     resolution: str  # pending, released, rejected
     resolved_by: str
     resolved_at: dt.datetime | None
+    resolution_reason: str
     rule_kinds: tuple[str, ...]
 
 
@@ -287,15 +288,15 @@ def exception_report(*, firm: Firm, period: Period, limit: int | None = 200) -> 
     )
     held_rows = list(
         _cut(held.order_by("-run__created_at", "run_id", "portfolio_id"), limit).values_list(
-            "pk",
-            "run_id",
-            "run__created_at",
-            "portfolio_id",
-            "status",
-            "approved_by__username",
-            "approved_at",
+            "pk", "run_id", "run__created_at", "portfolio_id", "status"
         )
     )
+    decisions = {
+        rp: (decision, actor, at, reason)
+        for rp, decision, actor, at, reason in ComplianceOverride.objects.filter(
+            run_portfolio_id__in=[r[0] for r in held_rows]
+        ).values_list("run_portfolio_id", "decision", "actor__username", "created_at", "reason")
+    }
     skipped_rows = list(
         _cut(skipped.order_by("-run__created_at", "run_id", "portfolio_id"), limit).values_list(
             "pk", "run_id", "portfolio_id", "skip_reason"
@@ -365,12 +366,13 @@ def exception_report(*, firm: Firm, period: Period, limit: int | None = 200) -> 
                 portfolio_number=numbers.get(pid, str(pid)),
                 client=clients.get(pid, ""),
                 status=status,
-                resolution=_resolution(status),
-                resolved_by=by or "",
-                resolved_at=at,
+                resolution=decisions[pk][0] if pk in decisions else _resolution(status),
+                resolved_by=decisions[pk][1] if pk in decisions else "",
+                resolved_at=decisions[pk][2] if pk in decisions else None,
+                resolution_reason=decisions[pk][3] if pk in decisions else "",
                 rule_kinds=tuple(sorted(held_kinds.get((run_id, pid), ()))),
             )
-            for pk, run_id, created, pid, status, by, at in held_rows
+            for pk, run_id, created, pid, status in held_rows
         ),
         skipped=tuple(
             SkippedRow(pk, run_id, pid, numbers.get(pid, str(pid)), reason)
@@ -419,7 +421,9 @@ def exception_report_csv_rows(report: ExceptionReport) -> Iterator[tuple[Any, ..
             h.run_created_at.isoformat(),
             h.portfolio_number,
             h.client,
-            f"{h.resolution}" + (f" by {h.resolved_by}" if h.resolved_by else ""),
+            h.resolution
+            + (f" by {h.resolved_by}" if h.resolved_by else "")
+            + (f": {h.resolution_reason}" if h.resolution_reason else ""),
             " ".join(h.rule_kinds),
             h.status,
         )
