@@ -1125,7 +1125,27 @@ def _portfolio_state(
         "policy": int(state.policy_ids[i]),
         "taxable": bool(state.taxable[i]),
         "household": int(state.household_ids[i]),
+        "client": int(state.client_ids[i]),
+        "strategy": int(state.strategy_ids[i]),
+        "excluded": sorted(state.client_excluded.get(int(state.client_ids[i]), ())),
+        "facts": _facts_of(state, i),
     }
+
+
+def _facts_of(state: ChunkState, i: int) -> dict[str, Any]:
+    """The client facts the rules read for portfolio ``i`` (filled by the book
+    enrichers), as of the run, so the order can be explained and replayed later."""
+    out: dict[str, Any] = {}
+    for name, values in state.cache.get("compliance", {}).items():
+        value = values[i]
+        if np.ndim(value):  # household_holdings_value: only the assets held elsewhere
+            out[name] = {
+                str(int(state.asset_ids[j])): round(float(value[j]), 6)
+                for j in np.flatnonzero(value).tolist()
+            }
+        else:
+            out[name] = value.item() if hasattr(value, "item") else value
+    return out
 
 
 def _chunk_count(*, run: RebalanceRun, counts: dict[str, Any]) -> None:
