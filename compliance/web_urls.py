@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from compliance import views
+from compliance import views, views_review
 
 app_name = "compliance"
 
@@ -18,4 +18,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.exception_report_csv,
         name="exception_report_csv",
     ),
+    path("compliance/review/", views_review.review_queue_page, name="review_queue"),
+    path(
+        "compliance/review/<int:pk>/decide/",
+        views_review.review_decide,
+        name="review_decide",
+    ),
+    path("compliance/orders/<int:pk>/why/", views_review.order_explain_page, name="order_explain"),
+    path("compliance/rules/", views_review.rule_list, name="rule_list"),
+    path("compliance/rules/new/", views_review.rule_new, name="rule_new"),
+    path("compliance/rules/<int:pk>/", views_review.rule_detail, name="rule_detail"),
 ]
