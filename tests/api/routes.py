@@ -301,7 +301,15 @@ def _policy(world: FirmWorld) -> dict[str, Any]:
         return {"pk": policy.pk}
 
 
+def _audit_event(world: FirmWorld) -> dict[str, Any]:
+    from compliance.services import audit_record
+
+    with transaction.atomic():
+        return {"pk": audit_record(action="matrix.event", payload={"firm": world.firm.slug}).pk}
+
+
 OBJECTS: dict[str, ObjectSpec] = {
+    "api:audit-event-detail": ObjectSpec(kwargs=_audit_event),
     "api:portfolio-strategy": ObjectSpec(
         kwargs=_portfolio, payloads={"put": {"strategy_id": None}}
     ),
