@@ -66,7 +66,7 @@ def _plain_failures(failures: Any) -> list[str]:
             continue
         text = str(f.get("message") or f.get("kind") or "rule failed")
         measured, limit = f.get("measured"), f.get("limit")
-        if measured is not None and limit is not None and str(measured) not in text:
+        if measured is not None and limit is not None and "limit" not in text.lower():
             text += f" (measured {measured}, limit {limit})"
         out.append(text)
     return out

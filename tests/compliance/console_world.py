@@ -49,10 +49,11 @@ def console_book(
     portfolios and one run started by the advisor. ``capture`` is pytest-django's
     ``django_capture_on_commit_callbacks`` in non-transactional tests."""
     firm = world.firm
-    asset_make("AAA", "100")
-    asset_make("BBB", "50")
-    strategy = strategy_make(firm, f"Sixty forty{suffix}", {"AAA": "0.6", "BBB": "0.4"})
-    household = household_make(firm, "The Lovelaces")
+    with transaction.atomic():  # in transactional (browser) tests too
+        asset_make("AAA", "100")
+        asset_make("BBB", "50")
+        strategy = strategy_make(firm, f"Sixty forty{suffix}", {"AAA": "0.6", "BBB": "0.4"})
+        household = household_make(firm, "The Lovelaces")
     with firm_context(firm), transaction.atomic():
         held = portfolio_make(
             firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"}, household=household
