@@ -10,12 +10,48 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import api as accounts_api
 from accounts import book_api, risk_api, strategy_api
 from advisor.api.errors import route_not_found
+from compliance import api as compliance_api
 from compliance import api_audit
 from portfolios import api_backtest, api_book, api_market, api_restriction, api_strategy
 
 app_name = "api"
 
 v1: list[URLPattern | URLResolver] = [
+    # Compliance (compliance/api.py).
+    path("compliance/rules/", compliance_api.RuleListView.as_view(), name="compliance-rule-list"),
+    path(
+        "compliance/rules/<int:pk>/",
+        compliance_api.RuleDetailView.as_view(),
+        name="compliance-rule-detail",
+    ),
+    path(
+        "compliance/rules/<int:pk>/versions/",
+        compliance_api.RuleVersionListView.as_view(),
+        name="compliance-rule-versions",
+    ),
+    path(
+        "compliance/rule-sets/",
+        compliance_api.RuleSetVersionListView.as_view(),
+        name="compliance-rule-set-list",
+    ),
+    path(
+        "compliance/review-queue/",
+        compliance_api.ReviewQueueView.as_view(),
+        name="compliance-review-queue",
+    ),
+    path(
+        "compliance/review-queue/<int:pk>/release/",
+        compliance_api.ReleaseView.as_view(),
+        name="compliance-review-release",
+    ),
+    path(
+        "compliance/review-queue/<int:pk>/reject/",
+        compliance_api.RejectView.as_view(),
+        name="compliance-review-reject",
+    ),
+    path(
+        "orders/<int:pk>/explain/", compliance_api.OrderExplainView.as_view(), name="order-explain"
+    ),
     path("auth/token/", accounts_api.TokenObtainView.as_view(), name="auth-token"),
     path("auth/token/revoke/", accounts_api.TokenRevokeView.as_view(), name="auth-token-revoke"),
     path("me/", accounts_api.MeView.as_view(), name="me"),

@@ -308,8 +308,93 @@ def _audit_event(world: FirmWorld) -> dict[str, Any]:
         return {"pk": audit_record(action="matrix.event", payload={"firm": world.firm.slug}).pk}
 
 
+def _compliance_rule(world: FirmWorld) -> dict[str, Any]:
+    from compliance.models import ComplianceRule
+    from compliance.services.rule_management import compliance_rule_create
+
+    with transaction.atomic():
+        rule = ComplianceRule.objects.filter(name="Matrix cap").first()
+        if rule is None:
+            rule = compliance_rule_create(
+                firm=world.firm,
+                actor=world.user("compliance"),
+                name="Matrix cap",
+                kind="concentration_asset",
+                severity="hard",
+                params={"max_share": 0.3},
+            )
+        return {"pk": rule.pk}
+
+
+def _run_objects(world: FirmWorld) -> tuple[Any, Any]:
+    """A held run portfolio and one of its orders, written directly."""
+    from portfolios.models_rebalance import (
+        Order,
+        OrderStatus,
+        RebalanceRun,
+        RunPortfolio,
+        RunPortfolioStatus,
+        RunStatus,
+    )
+
+    portfolio = _book(world).portfolio
+    with transaction.atomic():
+        asset = _market_asset()
+        rp = RunPortfolio.objects.filter(portfolio=portfolio).first()
+        if rp is None:
+            run = RebalanceRun.objects.create(
+                trigger="manual",
+                prices_as_of=dt.date(2024, 1, 1),
+                status=RunStatus.AWAITING_APPROVAL,
+                created_label="matrix",
+                portfolios_total=1,
+                portfolios_done=1,
+            )
+            zero = Decimal("0")
+            rp = RunPortfolio.objects.create(
+                run=run,
+                portfolio=portfolio,
+                status=RunPortfolioStatus.HELD,
+                trigger="BAND",
+                nav=zero,
+                cash_before=zero,
+                cash_flow=zero,
+                cash_after=zero,
+                max_drift=zero,
+                turnover=zero,
+                compliance_outcome=1,
+            )
+            Order.objects.create(
+                run=run,
+                portfolio=portfolio,
+                asset=asset,
+                side="buy",
+                quantity=Decimal("1"),
+                price=Decimal("10.5"),
+                value=Decimal("10.50"),
+                estimated_cost=zero,
+                reason="BAND_REBALANCE",
+                drift=zero,
+                status=OrderStatus.HELD,
+                compliance_outcome=1,
+            )
+        order = Order.objects.filter(run_id=rp.run_id, portfolio=portfolio).first()
+        return rp, order
+
+
 OBJECTS: dict[str, ObjectSpec] = {
     "api:audit-event-detail": ObjectSpec(kwargs=_audit_event),
+    "api:compliance-rule-detail": ObjectSpec(
+        kwargs=_compliance_rule, payloads={"patch": {"params": {"max_share": 0.35}}}
+    ),
+    "api:compliance-rule-versions": ObjectSpec(kwargs=_compliance_rule),
+    "api:compliance-review-release": ObjectSpec(
+        kwargs=lambda w: {"pk": _run_objects(w)[0].pk}, payloads={"post": {"reason": "matrix"}}
+    ),
+    "api:compliance-review-reject": ObjectSpec(
+        kwargs=lambda w: {"pk": _run_objects(w)[0].pk}, payloads={"post": {"reason": "matrix"}}
+    ),
+    "api:order-explain": ObjectSpec(kwargs=lambda w: {"pk": _run_objects(w)[1].pk}),
     "api:portfolio-strategy": ObjectSpec(
         kwargs=_portfolio, payloads={"put": {"strategy_id": None}}
     ),
