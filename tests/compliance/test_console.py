@@ -156,7 +156,7 @@ def test_search_is_paginated(firm_a):
     with firm_context(firm_a.firm), transaction.atomic():
         audit_record_many(entries=[AuditEntry(action=f"p.{i}") for i in range(7)])
     response = api(firm_a.user("compliance")).get(
-        reverse("api:audit-event-list"), {"action": "p.", "page_size": 3}
+        reverse("api:audit-event-list"), {"action": "p.", "page_size": "3"}
     )
     body = response.json()
     assert body["count"] == 7
