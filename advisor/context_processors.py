@@ -40,6 +40,7 @@ ROLE_NAVIGATION: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("questionnaires", "Questionnaires", "accounts:questionnaire_list"),
         ("strategy_mapping", "Strategy mapping", "accounts:strategy_mapping"),
         ("strategies", "Strategies", "portfolios:strategy_list"),
+        ("audit_trail", "Audit trail", "compliance:audit_list"),
     ),
     Role.ADVISOR: (
         ("clients", "Clients", "accounts:client_list"),
@@ -48,7 +49,9 @@ ROLE_NAVIGATION: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
     Role.COMPLIANCE: (
         ("audit_trail", "Audit trail", "compliance:audit_list"),
+        ("review_queue", "Review queue", "compliance:review_queue"),
         ("compliance_rules", "Compliance rules", "compliance:rule_list"),
+        ("exception_reports", "Exception reports", "compliance:exception_report"),
         ("strategy_approvals", "Strategy approvals", "accounts:approval_list"),
         ("strategies", "Strategies", "portfolios:strategy_list"),
     ),

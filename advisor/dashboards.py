@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import Firm, Membership, Role, User
 from accounts.tenancy.context import TenancyError, current_firm_id
-from compliance.models import AuditEvent
+from compliance.models import AuditEvent, ChainVerification
 from compliance.selectors import ChainCheck, audit_chain_verify
+from portfolios.models_rebalance import Order, OrderStatus, RunPortfolio, RunPortfolioStatus
 
 RECENT_EVENTS = 8
+RECENT_BLOCKED = 8
+BLOCKED_WINDOW_DAYS = 30
 LATEST_EVENTS = 12
 
 # How the home pages name audit actions; anything else is shown as recorded.
@@ -73,12 +77,34 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class BlockedOrderRow:
+    order_id: int
+    run_id: int
+    portfolio_number: str
+    symbol: str
+    side: str
+    value: Decimal
+    why: str
+
+
+@dataclass(frozen=True)
+class ComplianceConsole:
+    """The compliance home's console: the last recorded chain check, the review queue's
+    size, the most recent blocked orders."""
+
+    last_check: ChainVerification | None
+    queue_size: int
+    blocked_recent: tuple[BlockedOrderRow, ...]
+
+
+@dataclass(frozen=True)
 class HomeFigures:
     role: str
     figures: tuple[Figure, ...] = ()
     members_by_role: tuple[RoleCount, ...] = ()
     events: tuple[EventRow, ...] = ()
     profile: Profile | None = None
+    console: ComplianceConsole | None = None
 
     def figure(self, key: str) -> Figure:
         return next(f for f in self.figures if f.key == key)
@@ -227,7 +253,51 @@ def _advisor(firm: Firm, membership: Membership) -> HomeFigures:
     )
 
 
+def review_queue_size(*, firm: Firm) -> int:
+    """Portfolios held by soft compliance failures, waiting for a second approver."""
+    _require_current(firm)
+    return RunPortfolio.objects.filter(status=RunPortfolioStatus.HELD).count()
+
+
+def blocked_orders_recent(
+    *, firm: Firm, limit: int = RECENT_BLOCKED
+) -> tuple[BlockedOrderRow, ...]:
+    """The latest orders blocked by hard compliance failures (newest run first)."""
+    _require_current(firm)
+    rows = (
+        Order.objects.filter(status=OrderStatus.BLOCKED, compliance_outcome=2)
+        .order_by("-run_id", "-pk")
+        .values_list(
+            "pk", "run_id", "portfolio__number", "asset__symbol", "side", "value", "failures"
+        )[:limit]
+    )
+    return tuple(
+        BlockedOrderRow(
+            order_id=pk,
+            run_id=run_id,
+            portfolio_number=number,
+            symbol=symbol,
+            side=side,
+            value=value,
+            why="; ".join(str(f.get("message", "")) for f in failures if isinstance(f, dict)),
+        )
+        for pk, run_id, number, symbol, side, value, failures in rows
+    )
+
+
+def blocked_orders_count(*, firm: Firm, since: dt.datetime) -> int:
+    _require_current(firm)
+    return Order.objects.filter(status=OrderStatus.BLOCKED, run__created_at__gte=since).count()
+
+
+def chain_check_latest(*, firm: Firm) -> ChainVerification | None:
+    _require_current(firm)
+    return ChainVerification.objects.order_by("-checked_at", "-pk").first()
+
+
 def _compliance(firm: Firm, membership: Membership) -> HomeFigures:
+    queue = review_queue_size(firm=firm)
+    since = timezone.now() - dt.timedelta(days=BLOCKED_WINDOW_DAYS)
     figures = (
         Figure(
             "events_today",
@@ -236,8 +306,25 @@ def _compliance(firm: Firm, membership: Membership) -> HomeFigures:
             note="since 00:00 " + timezone.get_current_timezone_name(),
         ),
         Figure("events_total", "Audit events in total", audit_event_count(firm=firm)),
+        Figure("review_queue", "Waiting for review", queue, note="held portfolios"),
+        Figure(
+            "blocked_orders",
+            "Blocked orders",
+            blocked_orders_count(firm=firm, since=since),
+            note=f"last {BLOCKED_WINDOW_DAYS} days",
+        ),
     )
-    return HomeFigures(role=membership.role, figures=figures, events=audit_events_latest(firm=firm))
+    console = ComplianceConsole(
+        last_check=chain_check_latest(firm=firm),
+        queue_size=queue,
+        blocked_recent=blocked_orders_recent(firm=firm),
+    )
+    return HomeFigures(
+        role=membership.role,
+        figures=figures,
+        events=audit_events_latest(firm=firm),
+        console=console,
+    )
 
 
 def _investor(firm: Firm, membership: Membership) -> HomeFigures:

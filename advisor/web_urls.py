@@ -14,4 +14,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("accounts.urls")),
     path("", include("accounts.notifications.urls")),
     path("", include("portfolios.web_urls")),
+    path("", include("compliance.web_urls")),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from accounts.tenancy.models import FirmOwnedModel
+from accounts.tenancy.models import FirmOwnedModel, FirmScopedManager
 
 
 class AuditEvent(FirmOwnedModel):
@@ -54,6 +54,30 @@ class AuditEvent(FirmOwnedModel):
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
 
 
+class ChainVerification(FirmOwnedModel):
+    """One check of a firm's audit hash chain (the nightly task, or "verify now")."""
+
+    objects = FirmScopedManager["ChainVerification"]()
+
+    checked_at = models.DateTimeField()
+    ok = models.BooleanField()
+    events_checked = models.BigIntegerField(help_text="Intact events, in order, from #1.")
+    first_broken_seq = models.BigIntegerField(null=True, blank=True)
+    first_broken_event_id = models.BigIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    triggered_by = models.CharField(
+        max_length=150, help_text="Who asked: a username, or the nightly job's name."
+    )
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["firm", "-checked_at"], name="chaincheck_firm_time_idx")]
+
+    def __str__(self) -> str:
+        state = "intact" if self.ok else f"broken at #{self.first_broken_seq}"
+        return f"chain {state} ({self.checked_at:%Y-%m-%d %H:%M})"
+
+
 from compliance.models_rules import (  # noqa: E402  (models of the app live in two modules)
     ComplianceOverride,
     ComplianceRule,
@@ -65,6 +89,7 @@ from compliance.models_rules import (  # noqa: E402  (models of the app live in 
 
 __all__ = [
     "AuditEvent",
+    "ChainVerification",
     "ComplianceOverride",
     "ComplianceRule",
     "ComplianceRuleVersion",

@@ -379,8 +379,9 @@ def on_strategy_activated(assignment: StrategyAssignment, superseded: list[int])
 def on_chain_broken(firm_id: int, result: Any) -> EmitResult:
     """Tell the firm's compliance officers that its audit chain failed verification."""
     firm = Firm.objects.get(pk=firm_id)
-    detail = str(getattr(result, "problem", "") or result)
-    seq = getattr(result, "broken_seq", None)
+    # A ChainVerification (the recorded check) or a ChainCheck (the bare result).
+    detail = str(getattr(result, "message", "") or getattr(result, "problem", "") or result)
+    seq = getattr(result, "first_broken_seq", getattr(result, "broken_seq", None))
     if seq is not None:
         detail = f"{detail} (event seq {seq})"
     with firm_context(firm), transaction.atomic():

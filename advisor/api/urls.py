@@ -12,6 +12,7 @@ from accounts import book_api, risk_api, strategy_api
 from accounts.notifications import api as notifications_api
 from advisor.api.errors import route_not_found
 from compliance import api as compliance_api
+from compliance import api_audit
 from portfolios import (
     api_backtest,
     api_book,
@@ -241,6 +242,28 @@ v1: list[URLPattern | URLResolver] = [
         "market/prices/<int:pk>/review/",
         api_market.PriceReviewView.as_view(),
         name="market-price-review",
+    ),
+    # The compliance console (compliance/api_audit.py).
+    path("audit-events/", api_audit.AuditEventListView.as_view(), name="audit-event-list"),
+    path(
+        "audit-events/export/",
+        api_audit.AuditEventExportView.as_view(),
+        name="audit-event-export",
+    ),
+    path(
+        "audit-events/<int:pk>/",
+        api_audit.AuditEventDetailView.as_view(),
+        name="audit-event-detail",
+    ),
+    path(
+        "audit-chain/verifications/",
+        api_audit.ChainVerificationListView.as_view(),
+        name="audit-chain-verification-list",
+    ),
+    path(
+        "exception-reports/",
+        api_audit.ExceptionReportView.as_view(),
+        name="exception-report",
     ),
     path("backtests/", api_backtest.BacktestRunView.as_view(), name="backtest-run"),
     path("strategies/", api_strategy.StrategyListView.as_view(), name="strategy-list"),

@@ -218,6 +218,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.notifications_daily_all_firms",
         "schedule": crontab(hour=23, minute=30),
     },
+    "audit-chain-nightly": {
+        # Every firm's audit hash chain re-verified; a break emails its compliance officers.
+        "task": "compliance.audit_chain_verify_all_firms",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
 
 # Notifications (accounts/notifications/): a firm's failing email template raises when

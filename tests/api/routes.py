@@ -404,6 +404,13 @@ def _webhook(world: FirmWorld) -> dict[str, Any]:
         return {"pk": ep.pk}
 
 
+def _audit_event(world: FirmWorld) -> dict[str, Any]:
+    from compliance.services import audit_record
+
+    with transaction.atomic():
+        return {"pk": audit_record(action="matrix.event", payload={"firm": world.firm.slug}).pk}
+
+
 def _compliance_rule(world: FirmWorld) -> dict[str, Any]:
     from compliance.models import ComplianceRule
     from compliance.services.rule_management import compliance_rule_create
@@ -481,6 +488,7 @@ def _run_objects(world: FirmWorld) -> tuple[Any, Any]:
 
 
 OBJECTS: dict[str, ObjectSpec] = {
+    "api:audit-event-detail": ObjectSpec(kwargs=_audit_event),
     "api:compliance-rule-detail": ObjectSpec(
         kwargs=_compliance_rule, payloads={"patch": {"params": {"max_share": 0.35}}}
     ),

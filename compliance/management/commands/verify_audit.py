@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
         broken: list[str] = []
         for firm in firms:
-            check = audit_chain_check(firm=firm)
+            check = audit_chain_check(firm=firm, actor_label="verify_audit")
             if check.ok:
                 self.stdout.write(
                     self.style.SUCCESS(
@@ -48,8 +48,8 @@ class Command(BaseCommand):
                 )
                 continue
             line = (
-                f"{firm.slug}: BROKEN at event id={check.broken_event_id} "
-                f"seq={check.broken_seq}: {check.problem} "
+                f"{firm.slug}: BROKEN at event id={check.first_broken_event_id} "
+                f"seq={check.first_broken_seq}: {check.message} "
                 f"({check.events_checked} events before it are intact)"
             )
             self.stdout.write(self.style.ERROR(line))
