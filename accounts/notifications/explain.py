@@ -183,12 +183,23 @@ def profile_flags_message(*, client: str, flags: Sequence[str]) -> tuple[str, st
     return f"Questionnaire flags to resolve for {client}", "\n".join(lines)
 
 
-def chain_broken_message(*, firm: str, detail: str) -> tuple[str, str]:
-    return (
-        "Audit chain verification failed",
-        f"Verification of {firm}'s audit trail failed: {detail}. Investigate before "
-        "relying on the trail.",
-    )
+def chain_broken_message(
+    *, firm: str, detail: str, slug: str = "", seq: int | None = None, intact: int | None = None
+) -> tuple[str, str]:
+    at = f" at event #{seq}" if seq is not None else ""
+    lines = [
+        f"Verification of {firm}'s audit trail failed{at}: {detail}.",
+    ]
+    if intact is not None:
+        lines.append(f"The {intact} event(s) before it are intact.")
+    lines += [
+        "The application cannot alter audit events; a break means the table was changed "
+        "outside it (by a database owner or an administrator). Preserve the database as it "
+        "is and investigate before relying on the trail.",
+    ]
+    if slug:
+        lines.append(f"Re-run the check with: python manage.py verify_audit --firm {slug}")
+    return f"[{firm}] Audit trail integrity check failed{at}", "\n\n".join(lines)
 
 
 def digest_message(*, day: dt.date, items: Sequence[tuple[str, str]]) -> tuple[str, str]:

@@ -382,10 +382,11 @@ def on_chain_broken(firm_id: int, result: Any) -> EmitResult:
     # A ChainVerification (the recorded check) or a ChainCheck (the bare result).
     detail = str(getattr(result, "message", "") or getattr(result, "problem", "") or result)
     seq = getattr(result, "first_broken_seq", getattr(result, "broken_seq", None))
-    if seq is not None:
-        detail = f"{detail} (event seq {seq})"
+    intact = getattr(result, "events_checked", None)
     with firm_context(firm), transaction.atomic():
-        subject, body = explain.chain_broken_message(firm=firm.name, detail=detail)
+        subject, body = explain.chain_broken_message(
+            firm=firm.name, detail=detail, slug=firm.slug, seq=seq, intact=intact
+        )
         stamp = timezone.now().strftime("%Y%m%dT%H%M")
         return notifications_emit(
             items=[

@@ -2,10 +2,11 @@
 
 :func:`audit_chain_verification_run` walks the chain (the foundation's
 :func:`compliance.selectors.audit_chain_verify`), stores a :class:`ChainVerification`
-and audits the check. :func:`audit_chain_break_alert` tells the firm's compliance
-officers by email and calls every hook in :data:`ON_CHAIN_BROKEN` (the notifications
-app registers there); both happen after the transaction commits, so an alert never
-names a check that was rolled back.
+and audits the check. :func:`audit_chain_break_alert` calls every hook in
+:data:`ON_CHAIN_BROKEN` after the transaction commits, so an alert never names a check
+that was rolled back; the notifications layer registers there and tells the firm's
+compliance officers in the app and by email. ``verify_audit`` only reads: it reports,
+and calls the same hooks on a break (:func:`audit_chain_check_readonly`).
 """
 
 from __future__ import annotations
@@ -13,24 +14,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Firm, Membership, Role, User
 from accounts.tenancy.context import firm_context
 from compliance.models import ChainVerification
-from compliance.selectors import audit_chain_verify
+from compliance.selectors import ChainCheck, audit_chain_verify
 from compliance.services.audit import audit_record
 
 log = logging.getLogger("compliance.verification")
 
 NIGHTLY_LABEL = "audit-chain-nightly"
 
-#: Called as ``hook(firm_id, verification)`` after a broken check has committed.
-ON_CHAIN_BROKEN: list[Callable[[int, ChainVerification], None]] = []
+#: Called as ``hook(firm_id, result)`` on a break: the recorded ``ChainVerification``
+#: (nightly job, after it committed) or the bare ``ChainCheck`` (``verify_audit``).
+ON_CHAIN_BROKEN: list[Callable[[int, ChainVerification | ChainCheck], None]] = []
 
 
 def audit_chain_verification_run(
@@ -82,20 +81,11 @@ def compliance_officer_emails(*, firm: Firm) -> list[str]:
 
 
 def _send_alert(firm: Firm, verification: ChainVerification) -> None:
-    recipients = compliance_officer_emails(firm=firm)
-    site = getattr(settings, "SITE_URL", "")
-    context = {"firm": firm, "verification": verification, "site": site}
-    if recipients:
-        subject = render_to_string("compliance/email/chain_broken_subject.txt", context)
-        send_mail(
-            subject=" ".join(subject.split()),
-            message=render_to_string("compliance/email/chain_broken.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-            html_message=render_to_string("compliance/email/chain_broken.html", context),
-        )
-    else:
-        log.error("audit chain of firm %s broken and no compliance officer to tell", firm.slug)
+    """Tell whoever listens: the notifications layer registers here and tells the
+    firm's compliance officers in the app and by email (a regulatory event: they cannot
+    switch it off)."""
+    if not compliance_officer_emails(firm=firm):
+        log.error("audit chain of firm %s broken and no compliance officer email", firm.slug)
     for hook in list(ON_CHAIN_BROKEN):
         try:
             hook(firm.pk, verification)
@@ -111,15 +101,18 @@ def audit_chain_break_alert(*, firm: Firm, verification: ChainVerification) -> N
     transaction.on_commit(lambda: _send_alert(firm, verification))
 
 
-def audit_chain_check(*, firm: Firm, actor_label: str = "") -> ChainVerification:
-    """Verify, record, and alert when the chain is broken (the nightly job and
-    ``verify_audit`` both)."""
-    verification = audit_chain_verification_run(firm=firm, actor_label=actor_label)
+def audit_chain_nightly_check(*, firm: Firm) -> ChainVerification:
+    """The nightly job for one firm: verify, record, and alert when the chain is broken."""
+    verification = audit_chain_verification_run(firm=firm)
     if not verification.ok:
         audit_chain_break_alert(firm=firm, verification=verification)
     return verification
 
 
-def audit_chain_nightly_check(*, firm: Firm) -> ChainVerification:
-    """The nightly job for one firm: verify, and alert when the chain is broken."""
-    return audit_chain_check(firm=firm)
+def audit_chain_check_readonly(*, firm: Firm) -> ChainCheck:
+    """``verify_audit``: verify without writing anything; a break still reaches the hooks."""
+    check = audit_chain_verify(firm=firm)
+    if not check.ok:
+        for hook in list(ON_CHAIN_BROKEN):
+            hook(firm.pk, check)
+    return check

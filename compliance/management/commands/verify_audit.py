@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Firm
-from compliance.services.verification import audit_chain_check
+from compliance.services.verification import audit_chain_check_readonly
 
 
 class Command(BaseCommand):
@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
         broken: list[str] = []
         for firm in firms:
-            check = audit_chain_check(firm=firm, actor_label="verify_audit")
+            check = audit_chain_check_readonly(firm=firm)
             if check.ok:
                 self.stdout.write(
                     self.style.SUCCESS(
@@ -48,8 +48,8 @@ class Command(BaseCommand):
                 )
                 continue
             line = (
-                f"{firm.slug}: BROKEN at event id={check.first_broken_event_id} "
-                f"seq={check.first_broken_seq}: {check.message} "
+                f"{firm.slug}: BROKEN at event id={check.broken_event_id} "
+                f"seq={check.broken_seq}: {check.problem} "
                 f"({check.events_checked} events before it are intact)"
             )
             self.stdout.write(self.style.ERROR(line))

@@ -382,11 +382,11 @@ def test_a_broken_audit_chain_found_by_verify_audit_tells_its_compliance_officer
         call_command("verify_audit", "--all", stdout=StringIO())
     officer = firm_a.user(Role.COMPLIANCE)
     assert told(firm_a, "audit_chain_broken") == {officer.pk: BOTH}
-    assert emailed("Audit chain verification failed") == [officer.email]
+    assert emailed("Audit trail integrity check failed") == [officer.email]
     with firm_context(firm_a.firm), transaction.atomic():
         n = Notification.objects.get(event_type="audit_chain_broken")
     assert n.regulatory
-    assert f"seq {events[1].seq}" in n.body
+    assert f"#{events[1].seq}" in n.body
     # Firm b's chain is intact: its officers hear nothing.
     with firm_context(firm_b.firm), transaction.atomic():
         assert not Notification.objects.filter(event_type="audit_chain_broken").exists()
