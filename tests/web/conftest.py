@@ -75,6 +75,11 @@ def page(browser, live_server, page_problems) -> Iterator[object]:
     try:
         yield page
     finally:
+        # Stop the pages' htmx polling (inbox badge, run progress) and let a request
+        # already in flight finish, so the database flush that follows never races it.
+        for open_page in context.pages:
+            open_page.goto("about:blank")
+        page.wait_for_timeout(500)
         context.close()
 
 
