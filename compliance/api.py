@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -239,7 +239,7 @@ class ReviewQueueView(FirmScopedAPIView):
     @extend_schema(
         operation_id="compliance_review_queue",
         tags=TAGS,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiResponse(response={"type": "array", "items": {"type": "object"}})},
     )
     def get(self, request: Request) -> Response:
         return Response(selectors.review_queue(firm=self.current_membership.firm))
