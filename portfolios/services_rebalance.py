@@ -67,7 +67,6 @@ from portfolios.services_strategy import (
 
 CHUNK_SIZE = 2000
 CENT = Decimal("0.01")
-DRIFT_QUANTUM = Decimal("0.00000001")
 WHOLE_UNIT_STEP = Decimal(1)
 # The simulated broker's slippage is a cost the engine must reserve cash for.
 SLIPPAGE_RESERVE_BPS = 3.0
@@ -659,8 +658,14 @@ def _run_engine(state: ChunkState, run: RebalanceRun) -> ChunkResult:
     return ChunkResult(proposals=proposals)
 
 
-def _dec(value: float, quantum: Decimal) -> Decimal:
-    return Decimal(repr(float(value))).quantize(quantum, ROUND_HALF_EVEN)
+def _money(value: float) -> str:
+    """An engine amount rounded once to cents, as the numeric text COPY writes."""
+    return f"{value:.2f}"
+
+
+def _share(value: float) -> str:
+    """An engine weight or drift rounded once to 8 places, as numeric text."""
+    return f"{value:.8f}"
 
 
 def _quantity(value: float, step: Decimal) -> Decimal:
@@ -809,7 +814,7 @@ def _chunk_write(
 ) -> dict[str, Any]:
     run_rows: list[tuple[Any, ...]] = []
     order_rows: list[tuple[Any, ...]] = []
-    lot_rows_by_key: dict[tuple[int, int], list[tuple[int, Decimal, Decimal, bool]]] = {}
+    lot_rows_by_key: dict[tuple[int, int], list[tuple[int, Decimal, str, bool]]] = {}
     audit: list[AuditEntry] = []
     counts: dict[str, Any] = {
         "skipped": len(state.skipped),
@@ -873,12 +878,12 @@ def _chunk_write(
                     int(state.policy_ids[i]),
                     state.target_keys[int(state.target_index[i])][0],
                     state.target_keys[int(state.target_index[i])][1],
-                    _dec(proposal.nav[k], CENT),
+                    _money(proposal.nav[k]),
                     state.cash[i],
                     state.cash_flow[i],
-                    _dec(proposal.cash_after[k], CENT),
-                    _dec(proposal.max_drift[k], DRIFT_QUANTUM),
-                    _dec(proposal.turnover[k], DRIFT_QUANTUM),
+                    _money(proposal.cash_after[k]),
+                    _share(proposal.max_drift[k]),
+                    _share(proposal.turnover[k]),
                     int(evaluation.portfolio_outcome[k]),
                     "",
                     json.dumps(snapshot),
@@ -919,10 +924,10 @@ def _chunk_write(
                     quantity,
                     price,
                     value,
-                    _dec(proposal.order_cost[o], CENT),
+                    _money(proposal.order_cost[o]),
                     reasons[int(proposal.order_reason[o])],
-                    _dec(proposal.order_drift[o], DRIFT_QUANTUM),
-                    None if not np.isfinite(band) else _dec(band, DRIFT_QUANTUM),
+                    _share(proposal.order_drift[o]),
+                    None if not np.isfinite(band) else _share(band),
                     status,
                     outcome,
                     outcomes,
@@ -942,7 +947,7 @@ def _chunk_write(
                 (
                     lot,
                     _quantity(proposal.lot_sold_quantity[m], steps[j]),
-                    _dec(proposal.lot_realised_gain[m], CENT),
+                    _money(proposal.lot_realised_gain[m]),
                     bool(proposal.lot_short_term[m]),
                 )
             )
