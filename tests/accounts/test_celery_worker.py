@@ -34,7 +34,7 @@ pytestmark = [
 def worker(firm_a: FirmWorld, firm_b: FirmWorld) -> Iterator[tuple[Celery, str]]:
     queue = f"tenancy-probe-{uuid.uuid4().hex[:8]}"
     process = worker_start(queue, include=PROBES)
-    client = Celery("tenancy-probe-client", broker=BROKER, backend=RESULTS)
+    client = Celery("tenancy-probe-client", broker=BROKER, backend=RESULTS, set_as_current=False)
     try:
         yield client, queue
     finally:

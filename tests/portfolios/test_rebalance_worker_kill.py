@@ -116,7 +116,7 @@ def test_a_killed_worker_leaves_one_set_of_orders_per_portfolio(big_book: FirmWo
         )
     chunks: list[list[int]] = run.chunks  # type: ignore[attr-defined]
     queue = f"rebalance-kill-{uuid.uuid4().hex[:8]}"
-    client = Celery("rebalance-kill-client", broker=BROKER, backend=RESULTS)
+    client = Celery("rebalance-kill-client", broker=BROKER, backend=RESULTS, set_as_current=False)
     worker = _start_worker(queue)
     restarted: subprocess.Popen[str] | None = None
     try:
