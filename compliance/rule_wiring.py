@@ -49,7 +49,8 @@ from compliance.models import ComplianceRuleVersion, RuleSetVersion
 from compliance.rules import params as kinds
 
 if TYPE_CHECKING:
-    from portfolios.services_rebalance import ChunkState
+    from portfolios.chunking import in_ids
+from portfolios.services_rebalance import ChunkState
 
 PROFILE_KINDS = frozenset({kinds.RISK_FIT, kinds.RISK_PROFILE_CURRENT, kinds.MAX_CRYPTO_SHARE})
 FLAG_KINDS = frozenset({kinds.QUESTIONNAIRE_FLAGS})
@@ -133,7 +134,8 @@ def client_facts(
     if "profile" in needs:
         profiles = list(
             RiskProfile.objects.filter(
-                client_id__in=clients, status__in=[ProfileStatus.CURRENT, ProfileStatus.STALE]
+                in_ids("client_id", clients),
+                status__in=[ProfileStatus.CURRENT, ProfileStatus.STALE],
             )
             .order_by("client_id", "-created_at", "-pk")
             .distinct("client_id")
@@ -152,7 +154,8 @@ def client_facts(
         if "flags" in needs and profiles:
             open_of_profile = dict(
                 ProfileFlag.objects.filter(
-                    profile_id__in=[pk for _, pk, _, _, _ in profiles], resolved_at__isnull=True
+                    in_ids("profile_id", [pk for _, pk, _, _, _ in profiles]),
+                    resolved_at__isnull=True,
                 )
                 .values("profile_id")
                 .annotate(n=Count("pk"))
@@ -164,7 +167,7 @@ def client_facts(
             )
     if "kyc" in needs:
         verified = set(
-            Client.objects.filter(pk__in=clients, kyc_status=KycStatus.VERIFIED).values_list(
+            Client.objects.filter(in_ids("pk", clients), kyc_status=KycStatus.VERIFIED).values_list(
                 "pk", flat=True
             )
         )
@@ -202,7 +205,7 @@ def household_other_value(state: ChunkState) -> np.ndarray:
     totals = np.zeros((len(households), len(col)))
     for household, asset, quantity in (
         Holding.objects.filter(
-            portfolio__client__household_id__in=households,
+            in_ids("portfolio__client__household_id", households),
             portfolio__status=PortfolioStatus.OPEN,
         )
         .values("portfolio__client__household_id", "asset_id")

@@ -25,6 +25,7 @@ from accounts.tenancy.context import require_firm
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
 from portfolios.brokers import Fill, Ticket, broker_get
 from portfolios.bulk import staged_copy, staged_update
+from portfolios.chunking import in_ids
 from portfolios.models import Portfolio
 from portfolios.models_holdings import CashFlow, CashFlowStatus, Holding, LedgerKind
 from portfolios.models_market import Asset
@@ -229,10 +230,10 @@ def rebalance_execute_chunk(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
         pids = [rp.portfolio_id for rp in rps]
         portfolios = {
             p.pk: p
-            for p in Portfolio.objects.select_for_update().filter(pk__in=pids).order_by("pk")
+            for p in Portfolio.objects.select_for_update().filter(in_ids("pk", pids)).order_by("pk")
         }
         current: dict[int, dict[str, Decimal]] = defaultdict(dict)
-        for pid, aid, qty in Holding.objects.filter(portfolio_id__in=pids).values_list(
+        for pid, aid, qty in Holding.objects.filter(in_ids("portfolio_id", pids)).values_list(
             "portfolio_id", "asset_id", "quantity"
         ):
             current[pid][str(aid)] = qty
@@ -535,7 +536,7 @@ def _holdings_apply(
             "quantity = portfolios_holding.quantity + EXCLUDED.quantity, "
             "updated_at = EXCLUDED.updated_at",
         )
-    Holding.objects.filter(portfolio_id__in=pids, quantity=0).delete()
+    Holding.objects.filter(in_ids("portfolio_id", pids), quantity=0).delete()
 
 
 def _run_maybe_done(run: RebalanceRun) -> None:

@@ -30,6 +30,7 @@ from accounts.tenancy.context import require_firm
 from compliance import rules as compliance_rules
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
 from portfolios.bulk import staged_copy
+from portfolios.chunking import in_ids
 from portfolios.engine import rebalance as engine
 from portfolios.engine.customise import Customisation
 from portfolios.models import Portfolio, PortfolioStatus, PortfolioType
@@ -337,7 +338,7 @@ class ChunkState:
 def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkState:
     inputs = run.policy_snapshot
     rows = list(
-        Portfolio.objects.filter(pk__in=list(portfolio_ids))
+        Portfolio.objects.filter(in_ids("pk", portfolio_ids))
         .order_by("pk")
         .values_list(
             "pk",
@@ -372,14 +373,14 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     n_assets = len(asset_rows)
     all_ids = [r[0] for r in rows]
     held_rows = list(
-        Holding.objects.filter(portfolio_id__in=all_ids).values_list(
+        Holding.objects.filter(in_ids("portfolio_id", all_ids)).values_list(
             "portfolio_id", "asset_id", "quantity"
         )
     )
     flows: dict[int, Decimal] = defaultdict(Decimal)
     flow_ids: dict[int, list[int]] = defaultdict(list)
     for fid, pid, kind, amount in CashFlow.objects.filter(
-        portfolio_id__in=all_ids,
+        in_ids("portfolio_id", all_ids),
         status=CashFlowStatus.PENDING,
         requested_at__lte=run.started_at or timezone.now(),
     ).values_list("pk", "portfolio_id", "kind", "amount"):
@@ -433,7 +434,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
 
     taxable = np.array([r[7] == PortfolioType.TAXABLE for r in rows], dtype=bool)
     lot_rows = list(
-        TaxLot.objects.filter(portfolio_id__in=pids[taxable].tolist(), quantity__gt=0)
+        TaxLot.objects.filter(in_ids("portfolio_id", pids[taxable].tolist()), quantity__gt=0)
         .order_by("pk")
         .values_list("pk", "portfolio_id", "asset_id", "quantity", "unit_cost", "acquired_on")
     )
@@ -446,7 +447,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     purchases: set[tuple[int, int]] = set()
     for household, aid, kind in (
         LedgerEntry.objects.filter(
-            household_id__in=sorted(set(households.tolist())),
+            in_ids("household_id", households.tolist()),
             trade_date__gte=since,
             trade_date__lte=run.prices_as_of,
         )
