@@ -47,10 +47,10 @@ from django.utils import timezone
 from compliance import rules as compliance_rules
 from compliance.models import ComplianceRuleVersion, RuleSetVersion
 from compliance.rules import params as kinds
+from portfolios.chunking import in_ids
 
 if TYPE_CHECKING:
-    from portfolios.chunking import in_ids
-from portfolios.services_rebalance import ChunkState
+    from portfolios.services_rebalance import ChunkState
 
 PROFILE_KINDS = frozenset({kinds.RISK_FIT, kinds.RISK_PROFILE_CURRENT, kinds.MAX_CRYPTO_SHARE})
 FLAG_KINDS = frozenset({kinds.QUESTIONNAIRE_FLAGS})
