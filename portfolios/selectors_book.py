@@ -50,15 +50,20 @@ class LatestPrice:
     close: Decimal
 
 
-def price_latest_map(*, asset_ids: Iterable[int]) -> dict[int, LatestPrice]:
-    """The latest usable (``ok``) close of each asset, in one query; assets without one
-    are left out."""
+def price_latest_map(
+    *, asset_ids: Iterable[int], as_of: dt.date | None = None
+) -> dict[int, LatestPrice]:
+    """The latest usable (``ok``) close of each asset (on or before ``as_of`` when given),
+    in one query; assets without one are left out. A daily and a monthly close of the
+    same date: the daily one."""
     ids = sorted(set(asset_ids))
     if not ids:
         return {}
+    prices = Price.objects.filter(asset_id__in=ids, status=PriceStatus.OK)
+    if as_of is not None:
+        prices = prices.filter(date__lte=as_of)
     rows = (
-        Price.objects.filter(asset_id__in=ids, status=PriceStatus.OK)
-        .order_by("asset_id", "-date", "frequency")
+        prices.order_by("asset_id", "-date", "frequency")
         .distinct("asset_id")
         .values_list("asset_id", "date", "close")
     )

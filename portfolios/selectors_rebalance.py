@@ -29,14 +29,14 @@ from accounts.models import Membership, Role
 from portfolios.engine.rebalance import Reason, Trigger
 from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.models_holdings import Holding
-from portfolios.models_market import Asset, AssetClass, Price, PriceStatus
+from portfolios.models_market import Asset, AssetClass
 from portfolios.models_rebalance import (
     Order,
     OrderStatus,
     RebalanceRun,
     RunPortfolio,
 )
-from portfolios.models_strategy import StrategyVersion
+from portfolios.selectors_book import price_latest_map, strategy_version_latest_map
 
 __all__ = [
     "ORDER_CSV_COLUMNS",
@@ -278,30 +278,6 @@ class BookDrift:
     total: int = 0
 
 
-def _latest_prices(asset_ids: Iterable[int], as_of: dt.date) -> dict[int, Decimal]:
-    ids = sorted(set(asset_ids))
-    if not ids:
-        return {}
-    rows = (
-        Price.objects.filter(asset_id__in=ids, date__lte=as_of, status=PriceStatus.OK)
-        .order_by("asset_id", "-date")
-        .distinct("asset_id")
-        .values_list("asset_id", "close")
-    )
-    return dict(rows)
-
-
-def _targets(strategy_ids: Iterable[int]) -> dict[int, dict[str, Decimal]]:
-    """The current version's weights (by symbol) of each strategy."""
-    versions = (
-        StrategyVersion.objects.filter(strategy_id__in=sorted(set(strategy_ids)))
-        .order_by("strategy_id", "-number")
-        .distinct("strategy_id")
-        .values_list("strategy_id", "weights")
-    )
-    return {sid: {s: Decimal(str(w)) for s, w in weights.items()} for sid, weights in versions}
-
-
 @dataclass
 class _Valued:
     values: dict[int, dict[int, Decimal]]  # portfolio -> asset -> value
@@ -317,7 +293,12 @@ def _value(portfolios: list[Portfolio], as_of: dt.date) -> _Valued:
         "portfolio_id", "asset_id", "quantity"
     ):
         held[pid][aid] = qty
-    targets = _targets(p.strategy_id for p in portfolios if p.strategy_id)
+    targets = {
+        sid: {symbol: Decimal(str(w)) for symbol, w in v.weights.items()}
+        for sid, v in strategy_version_latest_map(
+            strategy_ids=[p.strategy_id for p in portfolios if p.strategy_id]
+        ).items()
+    }
     symbols = {s for weights in targets.values() for s in weights}
     asset_ids = {aid for per in held.values() for aid in per}
     assets = {
@@ -334,7 +315,7 @@ def _value(portfolios: list[Portfolio], as_of: dt.date) -> _Valued:
             ).values_list("pk", "symbol", "name", "asset_class")
         }
     )
-    prices = _latest_prices(asset_ids, as_of)
+    prices = {a: p.close for a, p in price_latest_map(asset_ids=asset_ids, as_of=as_of).items()}
     values: dict[int, dict[int, Decimal]] = {}
     nav: dict[int, Decimal] = {}
     for p in portfolios:

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -43,7 +43,7 @@ from portfolios.models_holdings import (
     LedgerKind,
     TaxLot,
 )
-from portfolios.models_market import Asset, AssetClass, Price, PriceStatus
+from portfolios.models_market import Asset, AssetClass
 from portfolios.models_rebalance import (
     POLICY_RULE_FIELDS,
     LotMethod,
@@ -58,6 +58,7 @@ from portfolios.models_rebalance import (
     TriggerMode,
 )
 from portfolios.models_strategy import Strategy, StrategyVersion
+from portfolios.selectors_book import price_latest_map, strategy_version_latest_map
 from portfolios.selectors_strategy import customisations_for_clients
 from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_strategy import (
@@ -141,22 +142,6 @@ def _scope_portfolio_ids(
     return list(portfolios.order_by("pk").values_list("pk", flat=True))
 
 
-def _latest_prices(
-    *, asset_ids: Iterable[int], as_of: dt.date
-) -> dict[int, tuple[Decimal, dt.date]]:
-    """The latest usable (status ok) close on or before ``as_of`` of each asset."""
-    ids = sorted(set(asset_ids))
-    if not ids:
-        return {}
-    rows = (
-        Price.objects.filter(asset_id__in=ids, date__lte=as_of, status=PriceStatus.OK)
-        .order_by("asset_id", "-date")
-        .distinct("asset_id")
-        .values_list("asset_id", "close", "date")
-    )
-    return {asset_id: (close, date) for asset_id, close, date in rows}
-
-
 def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> dict[str, Any]:
     """Policies, target versions and prices the whole run uses, fixed at its start."""
     default = rebalance_policy_default_get(firm=require_firm())
@@ -164,21 +149,16 @@ def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> di
     strategy_ids = set(
         Portfolio.objects.filter(pk__in=portfolio_ids).values_list("strategy_id", flat=True)
     )
-    versions = (
-        StrategyVersion.objects.filter(strategy_id__in=strategy_ids)
-        .order_by("strategy_id", "-number")
-        .distinct("strategy_id")
-        .values_list("strategy_id", "pk", "weights")
-    )
-    version_of = {sid: vid for sid, vid, _ in versions}
-    symbols = {symbol for _, _, weights in versions for symbol in weights}
+    versions = strategy_version_latest_map(strategy_ids=strategy_ids - {None})
+    version_of = {sid: v.pk for sid, v in versions.items()}
+    symbols = {symbol for v in versions.values() for symbol in v.weights}
     target_assets = set(Asset.objects.filter(symbol__in=symbols).values_list("pk", flat=True))
     held_assets = set(
         Holding.objects.filter(portfolio_id__in=portfolio_ids)
         .values_list("asset_id", flat=True)
         .distinct()
     )
-    prices = _latest_prices(asset_ids=target_assets | held_assets, as_of=as_of)
+    prices = price_latest_map(asset_ids=target_assets | held_assets, as_of=as_of)
     assets = {
         str(pk): [symbol, fractional, str(step), asset_class, sector or "", list(tags)]
         for pk, symbol, fractional, step, asset_class, sector, tags in Asset.objects.filter(
@@ -192,7 +172,7 @@ def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> di
         "default_policy": default.pk,
         "policies": {str(k): v for k, v in policies.items()},
         "versions": {str(k): v for k, v in version_of.items()},
-        "prices": {str(k): [str(close), date.isoformat()] for k, (close, date) in prices.items()},
+        "prices": {str(k): [str(p.close), p.date.isoformat()] for k, p in prices.items()},
     }
 
 
