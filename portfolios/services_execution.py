@@ -17,7 +17,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -558,15 +557,3 @@ def _run_maybe_done(run: RebalanceRun) -> None:
             ).count()
         },
     )
-
-
-def run_portfolios_waiting(*, run: RebalanceRun) -> QuerySet[RunPortfolio]:
-    return RunPortfolio.objects.filter(run=run, status__in=EXECUTABLE)
-
-
-__all__: list[Any] = [
-    "rebalance_execute_chunk",
-    "rebalance_run_approve",
-    "rebalance_run_reject",
-    "run_portfolio_decide",
-]
