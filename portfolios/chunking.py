@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db.models import Q
 
@@ -19,3 +19,8 @@ def in_ids(field: str, ids: Iterable[int]) -> Q:
     if not values:
         return Q(**{f"{field}__in": []})
     return Q(**{f"{field}__in": values, f"{field}__gte": values[0], f"{field}__lte": values[-1]})
+
+
+def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
+    """``ids`` in consecutive chunks of at most ``size``."""
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]

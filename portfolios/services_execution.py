@@ -24,7 +24,7 @@ from accounts.tenancy.context import require_firm
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
 from portfolios.brokers import Fill, Ticket, broker_get
 from portfolios.bulk import staged_copy, staged_update
-from portfolios.chunking import in_ids
+from portfolios.chunking import chunked, in_ids
 from portfolios.models import Portfolio
 from portfolios.models_holdings import CashFlow, CashFlowStatus, Holding, LedgerKind
 from portfolios.models_market import Asset
@@ -51,10 +51,6 @@ EXECUTABLE = [RunPortfolioStatus.PROPOSED, RunPortfolioStatus.AWAITING_CLIENT]
 
 def _label(actor: User | None) -> str:
     return actor.get_username() if actor else "system"
-
-
-def _chunks(ids: list[int]) -> list[list[int]]:
-    return [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
 
 
 def rebalance_run_approve(*, run: RebalanceRun, actor: User | None, note: str = "") -> int:
@@ -96,7 +92,7 @@ def rebalance_run_approve(*, run: RebalanceRun, actor: User | None, note: str = 
 
 
 def _after_commit_execute(run: RebalanceRun, ids: list[int]) -> None:
-    firm_id, run_id, chunks = run.firm_id, run.pk, _chunks(ids)
+    firm_id, run_id, chunks = run.firm_id, run.pk, chunked(ids, CHUNK_SIZE)
     transaction.on_commit(lambda: _dispatch(EXECUTE_DISPATCH, firm_id, run_id, chunks))
 
 

@@ -30,7 +30,7 @@ from accounts.tenancy.context import require_firm
 from compliance import rules as compliance_rules
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
 from portfolios.bulk import staged_copy
-from portfolios.chunking import in_ids
+from portfolios.chunking import chunked, in_ids
 from portfolios.engine import rebalance as engine
 from portfolios.engine.customise import Customisation
 from portfolios.models import Portfolio, PortfolioStatus, PortfolioType
@@ -211,7 +211,7 @@ def rebalance_run_start(
             scope["portfolios"] = sorted(set(portfolio_ids))
         if household_ids is not None:
             scope["households"] = sorted(set(household_ids))
-        chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
+        chunks = chunked(ids, chunk_size)
         label = actor_label or (actor.get_username() if actor else "system")
         run = RebalanceRun.objects.create(
             trigger=trigger,
