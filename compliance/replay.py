@@ -127,7 +127,6 @@ def _state(run: RebalanceRun, rps: list[RunPortfolio]) -> sr.ChunkState:
         ).values_list("pk", "client_id", "strategy_id", "client__household_id", "discretionary")
     }
     holdings = np.zeros((n, n_assets))
-    held: dict[tuple[int, int], Decimal] = {}
     lots: list[tuple[int, int, int, Decimal, Decimal, dt.date]] = []
     loss = np.zeros((n, n_assets), dtype=bool)
     bought = np.zeros((n, n_assets), dtype=bool)
@@ -137,7 +136,6 @@ def _state(run: RebalanceRun, rps: list[RunPortfolio]) -> sr.ChunkState:
             if int(aid) not in col:
                 raise ReplayError("state.holdings", f"asset {aid} has no price in the run")
             holdings[i, col[int(aid)]] = float(Decimal(qty))
-            held[(i, col[int(aid)])] = Decimal(qty)
         for lot_id, aid, qty, cost, acquired in st.get("lots", []):
             lots.append(
                 (
@@ -195,7 +193,6 @@ def _state(run: RebalanceRun, rps: list[RunPortfolio]) -> sr.ChunkState:
         asset_class=[a[4] for a in asset_rows],
         sector=[a[5] or "" for a in asset_rows],
         holdings=holdings,
-        held=held,
         target_index=target_index,
         targets=targets,
         target_keys=keys,
@@ -206,7 +203,6 @@ def _state(run: RebalanceRun, rps: list[RunPortfolio]) -> sr.ChunkState:
         lot_quantity=np.array([float(r[3]) for r in lots]),
         lot_unit_cost=np.array([float(r[4]) for r in lots]),
         lot_acquired=np.array([r[5].toordinal() for r in lots], dtype=np.int64),
-        lot_record=[],
         recent_loss_sale=loss,
         recent_purchase=bought,
         as_of=run.prices_as_of,

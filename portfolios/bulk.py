@@ -56,6 +56,68 @@ def staged_copy(
     return result
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+#: COPY's text format for NULL.
+COPY_NULL = "\\N"
+
+
+def copy_escape(text: str) -> str:
+    """``text`` as one field of COPY's text format (backslash, tab and newlines escaped)."""
+    return text.translate(_COPY_ESCAPES)
+
+
+def copy_bytea(data: bytes) -> str:
+    """``data`` as a bytea field of COPY's text format."""
+    return "\\\\x" + data.hex()
+
+
+def staged_copy_text(
+    *,
+    table: str,
+    columns: Sequence[str],
+    lines: Iterable[str],
+    stage_columns: Sequence[tuple[str, str]] = (),
+    insert_sql: str = "",
+    returning: Sequence[str] = (),
+    using: str = "default",
+) -> list[tuple[Any, ...]]:
+    """Like :func:`staged_copy`, for rows already rendered as lines of COPY's text
+    format (tab-separated, escaped with :func:`copy_escape`, each ending in a newline);
+    rendering a chunk's columns at once is several times faster than ``write_row``.
+
+    ``stage_columns`` ((name, SQL type), ...) define a stage of another shape than
+    ``table``, and ``insert_sql`` then says how it is inserted: ``{stage}`` stands for
+    the staged table (e.g. to join it to the rows it refers to).
+    """
+    stage = f"_stage_{table}_{next(_stage_ids)}"
+    cols = ", ".join(columns)
+    with _raw_cursor(using) as cursor:
+        if stage_columns:
+            definition = ", ".join(f"{name} {sql_type}" for name, sql_type in stage_columns)
+            cursor.execute(f"CREATE TEMPORARY TABLE {stage} ({definition}) ON COMMIT DROP")
+            staged = ", ".join(name for name, _ in stage_columns)
+        else:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
+                f"SELECT {cols} FROM {table} WITH NO DATA"
+            )
+            staged = cols
+        with cursor.copy(f"COPY {stage} ({staged}) FROM STDIN") as copy:
+            copy.write("".join(lines))
+        sql = (
+            insert_sql.format(stage=stage)
+            if insert_sql
+            else f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}"
+        )
+        if returning:
+            sql += " RETURNING " + ", ".join(returning)
+        cursor.execute(sql)
+        result = cursor.fetchall() if returning else []
+        cursor.execute(f"DROP TABLE {stage}")
+    return result
+
+
 def staged_update(
     *,
     table: str,

@@ -323,11 +323,38 @@ class Order(FirmOwnedModel):
 
     objects = FirmScopedManager["Order"]()
 
-    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="orders")
-    portfolio = models.ForeignKey(
-        "portfolios.Portfolio", on_delete=models.PROTECT, related_name="+"
+    # References are checked once per INSERT statement by a trigger (migration 0009),
+    # not row by row: per-row foreign keys were most of the cost of writing a run's
+    # orders. The trigger runs under row-level security, so it also refuses a
+    # reference to another firm's run or portfolio.
+    firm = models.ForeignKey(
+        "accounts.Firm",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
-    asset = models.ForeignKey("portfolios.Asset", on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey(
+        RebalanceRun,
+        on_delete=models.CASCADE,
+        related_name="orders",
+        db_constraint=False,
+        db_index=False,
+    )
+    portfolio = models.ForeignKey(
+        "portfolios.Portfolio",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    asset = models.ForeignKey(
+        "portfolios.Asset",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     side = models.CharField(max_length=4, choices=OrderSide.choices)
     quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
     price = models.DecimalField(
@@ -370,10 +397,8 @@ class Order(FirmOwnedModel):
                 condition=models.Q(quantity__gte=0), name="order_quantity_nonneg"
             ),
         ]
-        indexes = [
-            models.Index(fields=["firm", "run", "status"], name="order_run_status_idx"),
-            models.Index(fields=["firm", "portfolio"], name="order_portfolio_idx"),
-        ]
+        # A run's orders are found through the unique index (firm, run, ...).
+        indexes = [models.Index(fields=["firm", "portfolio"], name="order_portfolio_idx")]
 
     def __str__(self) -> str:
         return f"{self.side} {self.quantity} of {self.asset_id}"
@@ -384,8 +409,24 @@ class OrderLot(FirmOwnedModel):
 
     objects = FirmScopedManager["OrderLot"]()
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lots")
-    lot = models.ForeignKey("portfolios.TaxLot", on_delete=models.PROTECT, related_name="+")
+    # Checked per statement, like Order's references (migration 0009).
+    firm = models.ForeignKey(
+        "accounts.Firm",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.CASCADE,
+        related_name="lots",
+        db_constraint=False,
+        db_index=False,
+    )
+    lot = models.ForeignKey(
+        "portfolios.TaxLot", on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
     realised_gain = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
     short_term = models.BooleanField()

@@ -17,7 +17,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,9 @@ from accounts.models import Client, User
 from accounts.tenancy.context import require_firm
 from compliance import rules as compliance_rules
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
-from portfolios.bulk import staged_copy
+from portfolios.bulk import COPY_NULL, copy_escape, staged_copy_text
 from portfolios.chunking import chunked, in_ids
+from portfolios.engine import exact
 from portfolios.engine import rebalance as engine
 from portfolios.engine.customise import Customisation
 from portfolios.models import Portfolio, PortfolioStatus, PortfolioType
@@ -294,7 +295,6 @@ class ChunkState:
     asset_class: list[str]
     sector: list[str]
     holdings: np.ndarray
-    held: dict[tuple[int, int], Decimal]
     target_index: np.ndarray
     targets: np.ndarray
     target_keys: list[tuple[int, str]]  # (strategy version id, customised signature or "")
@@ -305,9 +305,12 @@ class ChunkState:
     lot_quantity: np.ndarray
     lot_unit_cost: np.ndarray
     lot_acquired: np.ndarray
-    lot_record: list[list[Any]]  # [id, asset id, quantity, unit cost, acquired on] as read
     recent_loss_sale: np.ndarray
     recent_purchase: np.ndarray
+    #: Per portfolio, its holdings as read, as a JSON object text {"asset id": "quantity"}.
+    held_json: list[str] = dataclasses.field(default_factory=list)
+    #: Per lot, [id, asset id, quantity, unit cost, acquired on] as read, as JSON text.
+    lot_json: list[str] = dataclasses.field(default_factory=list)
     as_of: dt.date | None = None
     #: The rule set the run fixed (its snapshot), so book enrichers read only what it needs.
     compliance: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -408,13 +411,13 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     pids = np.array([r[0] for r in rows], dtype=np.int64)
     index_of = {int(pid): i for i, pid in enumerate(pids)}
     holdings = np.zeros((n, n_assets))
-    held: dict[tuple[int, int], Decimal] = {}
+    held_parts: list[list[str]] = [[] for _ in range(n)]
     for pid, aid, qty in held_rows:
-        if pid in skipped:
+        if pid in skipped or not qty:
             continue
-        i, j = index_of[pid], col[aid]
-        holdings[i, j] = float(qty)
-        held[(i, j)] = qty
+        i = index_of[pid]
+        holdings[i, col[aid]] = float(qty)
+        held_parts[i].append(f'"{aid}":"{qty}"')
 
     distinct = sorted({target_of[r[0]] for r in rows})
     targets = np.zeros((max(len(distinct), 1), n_assets))
@@ -481,7 +484,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         asset_class=[a[4] for a in asset_rows],
         sector=[a[5] or "" for a in asset_rows],
         holdings=holdings,
-        held=held,
+        held_json=["{" + ",".join(parts) + "}" for parts in held_parts],
         target_index=target_index,
         targets=targets,
         target_keys=target_keys,
@@ -492,7 +495,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         lot_quantity=np.array([float(r[3]) for r in lot_rows]),
         lot_unit_cost=np.array([float(r[4]) for r in lot_rows]),
         lot_acquired=np.array([r[5].toordinal() for r in lot_rows], dtype=np.int64),
-        lot_record=[[r[0], r[2], str(r[3]), str(r[4]), r[5].isoformat()] for r in lot_rows],
+        lot_json=[f'[{r[0]},{r[2]},"{r[3]}","{r[4]}","{r[5].isoformat()}"]' for r in lot_rows],
         recent_loss_sale=recent_loss_sale,
         recent_purchase=recent_purchase,
         as_of=run.prices_as_of,
@@ -804,12 +807,124 @@ def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
     return counts
 
 
+ORDER_COLUMNS = (
+    "firm_id",
+    "run_id",
+    "portfolio_id",
+    "asset_id",
+    "side",
+    "quantity",
+    "price",
+    "value",
+    "estimated_cost",
+    "reason",
+    "drift",
+    "band",
+    "status",
+    "compliance_outcome",
+    "rule_outcomes",
+    "failures",
+)
+RUN_PORTFOLIO_COLUMNS = (
+    "firm_id",
+    "run_id",
+    "portfolio_id",
+    "status",
+    "trigger",
+    "policy_id_used",
+    "strategy_version_id",
+    "target_signature",
+    "nav",
+    "cash_before",
+    "cash_flow",
+    "cash_after",
+    "max_drift",
+    "turnover",
+    "compliance_outcome",
+    "skip_reason",
+    "state",
+)
+# Lot picks name their order by (run, portfolio, asset); the insert finds its id.
+ORDER_LOT_STAGE = (
+    ("firm_id", "bigint"),
+    ("run_id", "bigint"),
+    ("portfolio_id", "bigint"),
+    ("asset_id", "bigint"),
+    ("lot_id", "bigint"),
+    ("quantity", "numeric"),
+    ("realised_gain", "numeric"),
+    ("short_term", "boolean"),
+)
+ORDER_LOT_INSERT = (
+    "INSERT INTO portfolios_orderlot "
+    "(firm_id, order_id, lot_id, quantity, realised_gain, short_term) "
+    "SELECT s.firm_id, o.id, s.lot_id, s.quantity, s.realised_gain, s.short_term "
+    "FROM {stage} s JOIN portfolios_order o ON o.firm_id = s.firm_id "
+    "AND o.run_id = s.run_id AND o.portfolio_id = s.portfolio_id AND o.asset_id = s.asset_id"
+)
+TRIGGER_NAMES = {int(t): t.name for t in engine.Trigger}
+REASON_NAMES = {int(r): r.name for r in engine.Reason}
+# Portfolio statuses by code, in the order _portfolio_statuses computes them.
+_STATUS_CODES = (
+    RunPortfolioStatus.NO_TRADE,
+    RunPortfolioStatus.BLOCKED,
+    RunPortfolioStatus.HELD,
+    RunPortfolioStatus.PROPOSED,
+    RunPortfolioStatus.AWAITING_CLIENT,
+)
+
+
+def _portfolio_statuses(
+    outcome: np.ndarray, discretionary: np.ndarray, has_orders: np.ndarray
+) -> np.ndarray:
+    """Codes into ``_STATUS_CODES``; the vector form of :func:`_status_for`."""
+    code = np.where(discretionary, 3, 4)
+    code = np.where(outcome == compliance_rules.Outcome.SOFT_FAIL, 2, code)
+    code = np.where(outcome == compliance_rules.Outcome.HARD_FAIL, 1, code)
+    return np.where(has_orders, code, 0)
+
+
+@dataclasses.dataclass
+class _Asset:
+    """The run's assets under one policy, as integers for exact arithmetic."""
+
+    step: np.ndarray  # float step, for the engine's quantities
+    step_int: np.ndarray
+    step_places: np.ndarray
+    price_int: np.ndarray
+    price_places: np.ndarray
+    price_text: list[str]
+
+    @classmethod
+    def of(cls, steps: list[Decimal], prices: list[Decimal]) -> _Asset:
+        step_parts = [exact.decimal_parts(s) for s in steps]
+        price_parts = [exact.decimal_parts(p) for p in prices]
+        return cls(
+            step=np.array([float(s) for s in steps]),
+            step_int=np.array([s for s, _ in step_parts], dtype=np.int64),
+            step_places=np.array([p for _, p in step_parts], dtype=np.int64),
+            price_int=np.array([s for s, _ in price_parts], dtype=np.int64),
+            price_places=np.array([p for _, p in price_parts], dtype=np.int64),
+            price_text=[str(p) for p in prices],
+        )
+
+    def quantities(self, quantity: np.ndarray, asset: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Exact quantities (integers at the asset's step places) and their text."""
+        units = exact.step_units(quantity, self.step[asset])
+        scaled = units * self.step_int[asset]
+        places = self.step_places[asset]
+        return scaled, exact.decimal_text(scaled.tolist(), places.tolist())
+
+
 def _chunk_write(
     *, run: RebalanceRun, state: ChunkState, result: ChunkResult, firm_id: int
 ) -> dict[str, Any]:
-    run_rows: list[tuple[Any, ...]] = []
-    order_rows: list[tuple[Any, ...]] = []
-    lot_rows_by_key: dict[tuple[int, int], list[tuple[int, Decimal, str, bool]]] = {}
+    """Evaluate the chunk's orders against the rules and write its run rows, orders,
+    lot picks and audit events, each table with one staged COPY. Rows are rendered
+    column by column from the engine's arrays (see ``portfolios.engine.exact``)."""
+    run_lines: list[str] = []
+    order_lines: list[str] = []
+    lot_lines: list[str] = []
     audit: list[AuditEntry] = []
     counts: dict[str, Any] = {
         "skipped": len(state.skipped),
@@ -823,15 +938,14 @@ def _chunk_write(
     }
     rules_seconds = 0.0
     rule_set = rules_from_snapshot(run.policy_snapshot["compliance"])
-    price_of = state.prices
-    lots_of: dict[int, list[list[Any]]] = defaultdict(list)
-    for record, i in zip(state.lot_record, state.lot_portfolio.tolist(), strict=True):
-        lots_of[i].append(record)
+    head = f"{firm_id}\t{run.pk}\t"
+    lots_of: dict[int, list[str]] = defaultdict(list)
+    for text, i in zip(state.lot_json, state.lot_portfolio.tolist(), strict=True):
+        lots_of[i].append(text)
     for rows, proposal, steps, extra in result.proposals:
         book: engine.BookState = extra["book"]
-        proposed = proposal.order_status == 0
-        live = np.flatnonzero(proposed)
-        rules_book = _rules_book(state, rows, book)
+        assets = _Asset.of(steps, state.prices)
+        live = np.flatnonzero(proposal.order_status == 0)
         orders_in = compliance_rules.Orders(
             portfolio=proposal.order_portfolio[live],
             asset=proposal.order_asset[live],
@@ -841,155 +955,131 @@ def _chunk_write(
             cost=proposal.order_cost[live],
             realised_loss=_realised_loss(proposal, live),
         )
+        rules_book = _rules_book(state, rows, book)
         rules_started = time.perf_counter()
         evaluation = compliance_rules.evaluate(rules_book, orders_in, rule_set)
         rules_seconds += time.perf_counter() - rules_started
-        eval_row = np.full(len(proposal.order_portfolio), -1, dtype=np.int64)
-        eval_row[live] = np.arange(len(live))
-        has_orders = np.zeros(len(rows), dtype=bool)
+
+        # Portfolios: status from the worst rule outcome; a cash flow is booked when
+        # the portfolio executes, even with nothing to trade.
+        n_rows = len(rows)
+        has_orders = np.zeros(n_rows, dtype=bool)
         has_orders[proposal.order_portfolio[live]] = True
-        # A cash flow is booked when the portfolio executes, even with nothing to trade.
         has_orders |= np.array([state.cash_flow[i] != 0 for i in rows.tolist()], dtype=bool)
-        statuses = [
-            _status_for(
-                int(evaluation.portfolio_outcome[k]),
-                bool(state.discretionary[rows[k]]),
-                bool(has_orders[k]),
+        status_code = _portfolio_statuses(
+            evaluation.portfolio_outcome, state.discretionary[rows], has_orders
+        )
+        counts["portfolios"] += n_rows
+        counts["triggered"] += int(proposal.triggered.sum())
+        run_lines.extend(
+            _run_portfolio_lines(head, state, rows, proposal, evaluation, status_code, lots_of)
+        )
+
+        # Orders: every column at once.
+        order_k = proposal.order_portfolio
+        order_i = rows[order_k]
+        order_j = proposal.order_asset
+        quantity, quantity_text = assets.quantities(proposal.order_quantity, order_j)
+        cents = np.array(
+            exact.values_in_cents(
+                quantity,
+                assets.step_places[order_j],
+                assets.price_int[order_j],
+                assets.price_places[order_j],
+            ),
+            dtype=object,
+        )
+        n_orders = len(order_k)
+        is_live = np.zeros(n_orders, dtype=bool)
+        is_live[live] = True
+        order_status = np.array(
+            [ORDER_STATUS_OF.get(s, OrderStatus.SKIPPED) for s in _STATUS_CODES], dtype=object
+        )[status_code[order_k]]
+        order_status[~is_live] = OrderStatus.SKIPPED
+        outcome = np.zeros(n_orders, dtype=np.int64)
+        outcome[live] = evaluation.order_outcome
+        width = 2 * len(evaluation.rule_ids)
+        packed = evaluation.outcomes.view(np.uint8).tobytes().hex()
+        rule_text = ["\\\\x"] * n_orders
+        failures = ["[]"] * n_orders
+        for e, o in enumerate(live.tolist()):
+            rule_text[o] = "\\\\x" + packed[e * width : (e + 1) * width]
+            if evaluation.order_outcome[e]:
+                failures[o] = copy_escape(
+                    json.dumps([_failure_json(f) for f in evaluation.failures(e)])
+                )
+        buy = proposal.order_side > 0
+        counts["orders"] += len(live)
+        counts["blocked"] += int((order_status[live] == OrderStatus.BLOCKED).sum())
+        counts["held"] += int((order_status[live] == OrderStatus.HELD).sum())
+        counts["buy_value"] += Decimal(int(cents[live[buy[live]]].sum())).scaleb(-2)
+        counts["sell_value"] += Decimal(int(cents[live[~buy[live]]].sum())).scaleb(-2)
+        band = proposal.order_band
+        order_lines.extend(
+            head + "\t".join(fields) + "\n"
+            for fields in zip(
+                state.portfolio_ids[order_i].astype(str).tolist(),
+                state.asset_ids[order_j].astype(str).tolist(),
+                np.where(buy, OrderSide.BUY, OrderSide.SELL).tolist(),
+                quantity_text,
+                [assets.price_text[j] for j in order_j.tolist()],
+                [f"{c}e-2" for c in cents.tolist()],
+                [f"{x:.2f}" for x in proposal.order_cost.tolist()],
+                [REASON_NAMES[r] for r in proposal.order_reason.tolist()],
+                [f"{x:.8f}" for x in proposal.order_drift.tolist()],
+                [f"{x:.8f}" if np.isfinite(x) else COPY_NULL for x in band.tolist()],
+                order_status.tolist(),
+                outcome.astype(str).tolist(),
+                rule_text,
+                failures,
+                strict=True,
             )
-            for k in range(len(rows))
-        ]
-        names = {int(t): t.name for t in engine.Trigger}
-        reasons = {int(r): r.name for r in engine.Reason}
-        for k, i in enumerate(rows.tolist()):
-            pid = int(state.portfolio_ids[i])
-            snapshot = _portfolio_state(state, i, lots_of)
-            run_rows.append(
-                (
-                    firm_id,
-                    run.pk,
-                    pid,
-                    statuses[k],
-                    names[int(proposal.trigger[k])],
-                    int(state.policy_ids[i]),
-                    state.target_keys[int(state.target_index[i])][0],
-                    state.target_keys[int(state.target_index[i])][1],
-                    _money(proposal.nav[k]),
-                    state.cash[i],
-                    state.cash_flow[i],
-                    _money(proposal.cash_after[k]),
-                    _share(proposal.max_drift[k]),
-                    _share(proposal.turnover[k]),
-                    int(evaluation.portfolio_outcome[k]),
-                    "",
-                    json.dumps(snapshot),
+        )
+
+        # Lot picks, named by their order's (portfolio, asset).
+        lot_order = proposal.lot_order
+        if len(lot_order):
+            lot_j = order_j[lot_order]
+            _, lot_quantity = assets.quantities(proposal.lot_sold_quantity, lot_j)
+            lot_ids = state.lot_ids[extra["lot_global"][proposal.lot_index]]
+            lot_lines.extend(
+                head + "\t".join(fields) + "\n"
+                for fields in zip(
+                    state.portfolio_ids[order_i[lot_order]].astype(str).tolist(),
+                    state.asset_ids[lot_j].astype(str).tolist(),
+                    lot_ids.astype(str).tolist(),
+                    lot_quantity,
+                    [f"{x:.2f}" for x in proposal.lot_realised_gain.tolist()],
+                    ["t" if s else "f" for s in proposal.lot_short_term.tolist()],
+                    strict=True,
                 )
             )
-            counts["portfolios"] += 1
-            counts["triggered"] += int(bool(proposal.triggered[k]))
-        for o in range(len(proposal.order_portfolio)):
-            k = int(proposal.order_portfolio[o])
-            i = int(rows[k])
-            j = int(proposal.order_asset[o])
-            step = steps[j]
-            quantity = _quantity(proposal.order_quantity[o], step)
-            price = price_of[j]
-            value = (quantity * price).quantize(CENT, ROUND_HALF_EVEN)
-            e = int(eval_row[o])
-            if e < 0:
-                status: str = OrderStatus.SKIPPED
-                outcome, outcomes, failures = 0, b"", []
-            else:
-                status = ORDER_STATUS_OF[statuses[k]]
-                outcome = int(evaluation.order_outcome[e])
-                outcomes = evaluation.outcomes_packed(e)
-                failures = [_failure_json(f) for f in evaluation.failures(e)] if outcome else []
-                counts["orders"] += 1
-                counts["blocked"] += int(status == OrderStatus.BLOCKED)
-                counts["held"] += int(status == OrderStatus.HELD)
-                side_key = "buy_value" if proposal.order_side[o] > 0 else "sell_value"
-                counts[side_key] += value
-            band = proposal.order_band[o]
-            order_rows.append(
-                (
-                    firm_id,
-                    run.pk,
-                    int(state.portfolio_ids[i]),
-                    int(state.asset_ids[j]),
-                    OrderSide.BUY if proposal.order_side[o] > 0 else OrderSide.SELL,
-                    quantity,
-                    price,
-                    value,
-                    _money(proposal.order_cost[o]),
-                    reasons[int(proposal.order_reason[o])],
-                    _share(proposal.order_drift[o]),
-                    None if not np.isfinite(band) else _share(band),
-                    status,
-                    outcome,
-                    outcomes,
-                    json.dumps(failures),
-                )
-            )
-        lot_global = extra["lot_global"]
-        for m in range(len(proposal.lot_order)):
-            o = int(proposal.lot_order[m])
-            k = int(proposal.order_portfolio[o])
-            i = int(rows[k])
-            j = int(proposal.order_asset[o])
-            lot = int(state.lot_ids[lot_global[int(proposal.lot_index[m])]])
-            lot_rows_by_key.setdefault(
-                (int(state.portfolio_ids[i]), int(state.asset_ids[j])), []
-            ).append(
-                (
-                    lot,
-                    _quantity(proposal.lot_sold_quantity[m], steps[j]),
-                    _money(proposal.lot_realised_gain[m]),
-                    bool(proposal.lot_short_term[m]),
-                )
-            )
-        for k, i in enumerate(rows.tolist()):
-            if statuses[k] == RunPortfolioStatus.NO_TRADE:
-                continue
-            mine = np.flatnonzero(proposal.order_portfolio == k)
-            audit.append(
-                AuditEntry(
-                    action="rebalance.portfolio_proposed",
-                    actor_label="rebalance",
-                    object_type="portfolio",
-                    object_id=int(state.portfolio_ids[i]),
-                    run_id=str(run.pk),
-                    payload={
-                        "status": statuses[k],
-                        "trigger": names[int(proposal.trigger[k])],
-                        "max_drift": f"{proposal.max_drift[k]:.6f}",
-                        "orders": len(mine),
-                        "buys": int((proposal.order_side[mine] > 0).sum()),
-                        "skipped": int((proposal.order_status[mine] != 0).sum()),
-                    },
-                    reasons=sorted({reasons[int(r)] for r in proposal.order_reason[mine].tolist()}),
-                )
-            )
-    zero = Decimal("0.00")
+        audit.extend(_proposed_events(run, state, rows, proposal, status_code))
+
+    zero = "0.00"
     for pid, reason in sorted(state.skipped.items()):
-        run_rows.append(
-            (
-                firm_id,
-                run.pk,
-                pid,
-                RunPortfolioStatus.SKIPPED,
-                "",
-                None,
-                None,
-                "",
-                zero,
-                zero,
-                zero,
-                zero,
-                Decimal(0),
-                Decimal(0),
-                0,
-                reason,
-                "{}",
+        run_lines.append(
+            head
+            + "\t".join(
+                (
+                    str(pid),
+                    RunPortfolioStatus.SKIPPED,
+                    "",
+                    COPY_NULL,
+                    COPY_NULL,
+                    "",
+                    zero,
+                    zero,
+                    zero,
+                    zero,
+                    "0",
+                    "0",
+                    "0",
+                    copy_escape(reason),
+                    "{}",
+                )
             )
+            + "\n"
         )
         audit.append(
             AuditEntry(
@@ -1001,65 +1091,99 @@ def _chunk_write(
                 reasons=[reason],
             )
         )
-    staged_copy(
-        table="portfolios_runportfolio",
-        columns=[
-            "firm_id",
-            "run_id",
-            "portfolio_id",
-            "status",
-            "trigger",
-            "policy_id_used",
-            "strategy_version_id",
-            "target_signature",
-            "nav",
-            "cash_before",
-            "cash_flow",
-            "cash_after",
-            "max_drift",
-            "turnover",
-            "compliance_outcome",
-            "skip_reason",
-            "state",
-        ],
-        rows=run_rows,
+    staged_copy_text(
+        table="portfolios_runportfolio", columns=RUN_PORTFOLIO_COLUMNS, lines=run_lines
     )
-    inserted = staged_copy(
-        table="portfolios_order",
-        columns=[
-            "firm_id",
-            "run_id",
-            "portfolio_id",
-            "asset_id",
-            "side",
-            "quantity",
-            "price",
-            "value",
-            "estimated_cost",
-            "reason",
-            "drift",
-            "band",
-            "status",
-            "compliance_outcome",
-            "rule_outcomes",
-            "failures",
-        ],
-        rows=order_rows,
-        returning=["id", "portfolio_id", "asset_id"],
-    )
-    order_id_of = {(pid, aid): oid for oid, pid, aid in inserted}
-    staged_copy(
-        table="portfolios_orderlot",
-        columns=["firm_id", "order_id", "lot_id", "quantity", "realised_gain", "short_term"],
-        rows=[
-            (firm_id, order_id_of[key], lot, qty, gain, short)
-            for key, lots in lot_rows_by_key.items()
-            for lot, qty, gain, short in lots
-        ],
-    )
+    staged_copy_text(table="portfolios_order", columns=ORDER_COLUMNS, lines=order_lines)
+    if lot_lines:
+        inserted = staged_copy_text(
+            table="portfolios_orderlot",
+            columns=(),
+            lines=lot_lines,
+            stage_columns=ORDER_LOT_STAGE,
+            insert_sql=ORDER_LOT_INSERT,
+            returning=("id",),
+        )
+        if len(inserted) != len(lot_lines):  # every pick names an order just written
+            raise RuntimeError(f"{len(lot_lines) - len(inserted)} lot picks found no order")
     audit_record_many(entries=audit)
     counts["rules_seconds"] = rules_seconds
     return counts
+
+
+def _run_portfolio_lines(
+    head: str,
+    state: ChunkState,
+    rows: np.ndarray,
+    proposal: engine.Proposal,
+    evaluation: Any,
+    status_code: np.ndarray,
+    lots_of: dict[int, list[str]],
+) -> list[str]:
+    out = []
+    for k, i in enumerate(rows.tolist()):
+        version, signature = state.target_keys[int(state.target_index[i])]
+        fields = (
+            str(int(state.portfolio_ids[i])),
+            _STATUS_CODES[int(status_code[k])],
+            TRIGGER_NAMES[int(proposal.trigger[k])],
+            str(int(state.policy_ids[i])),
+            str(version),
+            signature,
+            _money(proposal.nav[k]),
+            str(state.cash[i]),
+            str(state.cash_flow[i]),
+            _money(proposal.cash_after[k]),
+            _share(proposal.max_drift[k]),
+            _share(proposal.turnover[k]),
+            str(int(evaluation.portfolio_outcome[k])),
+            "",
+            copy_escape(_portfolio_state_json(state, i, lots_of)),
+        )
+        out.append(head + "\t".join(fields) + "\n")
+    return out
+
+
+def _proposed_events(
+    run: RebalanceRun,
+    state: ChunkState,
+    rows: np.ndarray,
+    proposal: engine.Proposal,
+    status_code: np.ndarray,
+) -> list[AuditEntry]:
+    """One audit event per portfolio with something to do: its status, trigger, drift,
+    order counts and the reasons of its orders."""
+    n_rows = len(rows)
+    k = proposal.order_portfolio
+    orders = np.bincount(k, minlength=n_rows)
+    buys = np.bincount(k, weights=proposal.order_side > 0, minlength=n_rows)
+    skipped = np.bincount(k, weights=proposal.order_status != 0, minlength=n_rows)
+    codes = sorted(REASON_NAMES, key=REASON_NAMES.__getitem__)
+    column = {code: c for c, code in enumerate(codes)}
+    has_reason = np.zeros((n_rows, len(codes)), dtype=bool)
+    if len(k):
+        has_reason[k, [column[int(r)] for r in proposal.order_reason.tolist()]] = True
+    out = []
+    for row in np.flatnonzero(status_code != 0).tolist():
+        out.append(
+            AuditEntry(
+                action="rebalance.portfolio_proposed",
+                actor_label="rebalance",
+                object_type="portfolio",
+                object_id=int(state.portfolio_ids[rows[row]]),
+                run_id=str(run.pk),
+                payload={
+                    "status": _STATUS_CODES[int(status_code[row])],
+                    "trigger": TRIGGER_NAMES[int(proposal.trigger[row])],
+                    "max_drift": f"{proposal.max_drift[row]:.6f}",
+                    "orders": int(orders[row]),
+                    "buys": int(buys[row]),
+                    "skipped": int(skipped[row]),
+                },
+                reasons=[REASON_NAMES[codes[c]] for c in np.flatnonzero(has_reason[row])],
+            )
+        )
+    return out
 
 
 def _realised_loss(proposal: engine.Proposal, live: np.ndarray) -> np.ndarray:
@@ -1086,24 +1210,16 @@ def _failure_json(failure: Any) -> dict[str, Any]:
     }
 
 
-def _portfolio_state(
-    state: ChunkState, i: int, lots_of: dict[int, list[list[Any]]]
-) -> dict[str, Any]:
-    """What replay needs of one portfolio: holdings, lots, cash, flows and wash-sale
-    windows as read (prices, assets, targets and policies are in the run snapshot)."""
-    held = {
-        str(int(state.asset_ids[j])): str(state.held[(i, j)])
-        for j in np.flatnonzero(state.holdings[i]).tolist()
-    }
-    lots = lots_of.get(i, []) if state.taxable[i] else []
-    return {
-        "holdings": held,
+def _portfolio_state_json(state: ChunkState, i: int, lots_of: dict[int, list[str]]) -> str:
+    """What replay needs of one portfolio, as JSON: holdings, lots, cash, flows and
+    wash-sale windows as read (prices, assets, targets and policies are in the run
+    snapshot). Holdings and lots were rendered as JSON text when the chunk was read."""
+    rest = {
         "cash": str(state.cash[i]),
         "cash_flow": str(state.cash_flow[i]),
         "flows": state.flow_ids[i],
-        "lots": lots,
-        "recent_loss_sale": [int(a) for a in state.asset_ids[state.recent_loss_sale[i]]],
-        "recent_purchase": [int(a) for a in state.asset_ids[state.recent_purchase[i]]],
+        "recent_loss_sale": state.asset_ids[state.recent_loss_sale[i]].tolist(),
+        "recent_purchase": state.asset_ids[state.recent_purchase[i]].tolist(),
         "policy": int(state.policy_ids[i]),
         "taxable": bool(state.taxable[i]),
         "household": int(state.household_ids[i]),
@@ -1112,6 +1228,15 @@ def _portfolio_state(
         "excluded": sorted(state.client_excluded.get(int(state.client_ids[i]), ())),
         "facts": _facts_of(state, i),
     }
+    lots = lots_of.get(i, []) if state.taxable[i] else []
+    return (
+        '{"holdings":'
+        + state.held_json[i]
+        + ',"lots":['
+        + ",".join(lots)
+        + "],"
+        + json.dumps(rest)[1:]
+    )
 
 
 def _facts_of(state: ChunkState, i: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ hash; firms do not wait for each other.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from accounts.tenancy.context import TenancyError, require_firm
 from compliance.audit_chain import GENESIS_HASH, event_hash, to_canonical
 from compliance.audit_context import current_request_id
 from compliance.models import AuditEvent
+from portfolios.bulk import COPY_NULL, copy_escape, staged_copy_text
 
 AUDIT_LOCK_NAMESPACE = 7_310_001  # first key of pg_advisory_xact_lock(int, int)
 
@@ -91,8 +93,67 @@ def audit_record_many(
         event = _build(entry, firm=current, seq=seq, prev_hash=prev_hash, now=now)
         prev_hash = event.hash
         events.append(event)
-    AuditEvent.objects.bulk_create(events)
+    if len(events) < COPY_THRESHOLD:
+        AuditEvent.objects.bulk_create(events)
+    else:
+        _copy_events(events, using)
     return events
+
+
+#: From this many events on, one staged COPY writes them (a run's per-portfolio events).
+COPY_THRESHOLD = 50
+_COPY_COLUMNS = (
+    "firm_id",
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "payload",
+    "reasons",
+    "request_id",
+    "run_id",
+    "prev_hash",
+    "hash",
+)
+
+
+def _copy_events(events: list[AuditEvent], using: str) -> None:
+    """Write ``events`` with one staged COPY and give each its primary key."""
+
+    def line(e: AuditEvent) -> str:
+        fields = (
+            str(e.firm_id),
+            str(e.seq),
+            e.created_at.isoformat(),
+            COPY_NULL if e.actor_id is None else str(e.actor_id),
+            copy_escape(e.actor_label),
+            copy_escape(e.action),
+            copy_escape(e.object_type),
+            copy_escape(e.object_id),
+            copy_escape(json.dumps(e.payload)),
+            copy_escape(json.dumps(e.reasons)),
+            copy_escape(e.request_id),
+            copy_escape(e.run_id),
+            e.prev_hash,
+            e.hash,
+        )
+        return "\t".join(fields) + "\n"
+
+    inserted = staged_copy_text(
+        table=AuditEvent._meta.db_table,
+        columns=_COPY_COLUMNS,
+        lines=map(line, events),
+        returning=("seq", "id"),
+        using=using,
+    )
+    id_of = dict(inserted)
+    for event in events:
+        event.pk = id_of[event.seq]
+        event._state.adding = False
+        event._state.db = using
 
 
 def audit_record(
