@@ -42,6 +42,11 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("asset_class", "fractional", "is_active")
     search_fields = ("symbol", "name", "sector")
 
+    def has_delete_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
+        # Shared reference data: retired (is_active) rather than deleted; the database
+        # refuses the delete too (migration portfolios 0009).
+        return False
+
 
 @admin.register(MarketCapObservation)
 class MarketCapAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

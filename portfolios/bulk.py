@@ -8,8 +8,9 @@ about 178,000 rows/s, against 84,000 with ``executemany`` (DESIGN.md).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connections
@@ -17,10 +18,14 @@ from django.db import connections
 _stage_ids = itertools.count(1)
 
 
-def _raw_cursor(using: str) -> Any:
+@contextlib.contextmanager
+def _raw_cursor(using: str) -> Iterator[Any]:
+    """The driver's cursor on the tenant-scoped connection; driver errors surface as
+    Django's (``IntegrityError`` and the rest), as they do through the ORM."""
     connection = connections[using]
     connection.ensure_tenant_applied()  # type: ignore[attr-defined]
-    return connection.connection.cursor()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        yield cursor
 
 
 def staged_copy(
@@ -77,45 +82,57 @@ def staged_copy_text(
     table: str,
     columns: Sequence[str],
     lines: Iterable[str],
-    stage_columns: Sequence[tuple[str, str]] = (),
-    insert_sql: str = "",
     returning: Sequence[str] = (),
     using: str = "default",
 ) -> list[tuple[Any, ...]]:
     """Like :func:`staged_copy`, for rows already rendered as lines of COPY's text
     format (tab-separated, escaped with :func:`copy_escape`, each ending in a newline);
-    rendering a chunk's columns at once is several times faster than ``write_row``.
-
-    ``stage_columns`` ((name, SQL type), ...) define a stage of another shape than
-    ``table``, and ``insert_sql`` then says how it is inserted: ``{stage}`` stands for
-    the staged table (e.g. to join it to the rows it refers to).
-    """
+    rendering a chunk's columns at once is several times faster than ``write_row``."""
     stage = f"_stage_{table}_{next(_stage_ids)}"
     cols = ", ".join(columns)
     with _raw_cursor(using) as cursor:
-        if stage_columns:
-            definition = ", ".join(f"{name} {sql_type}" for name, sql_type in stage_columns)
-            cursor.execute(f"CREATE TEMPORARY TABLE {stage} ({definition}) ON COMMIT DROP")
-            staged = ", ".join(name for name, _ in stage_columns)
-        else:
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
-                f"SELECT {cols} FROM {table} WITH NO DATA"
-            )
-            staged = cols
-        with cursor.copy(f"COPY {stage} ({staged}) FROM STDIN") as copy:
-            copy.write("".join(lines))
-        sql = (
-            insert_sql.format(stage=stage)
-            if insert_sql
-            else f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}"
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
+            f"SELECT {cols} FROM {table} WITH NO DATA"
         )
+        with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+            copy.write("".join(lines))
+        sql = f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}"
         if returning:
             sql += " RETURNING " + ", ".join(returning)
         cursor.execute(sql)
         result = cursor.fetchall() if returning else []
         cursor.execute(f"DROP TABLE {stage}")
     return result
+
+
+def ids_allocate(*, table: str, count: int, using: str = "default") -> list[int]:
+    """``count`` fresh ids from the sequence of ``table``'s ``id`` column, for rows
+    written by COPY that other rows of the same batch refer to."""
+    if count <= 0:
+        return []
+    with _raw_cursor(using) as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def rows_fetch(queryset: Any, *, using: str = "default") -> list[tuple[Any, ...]]:
+    """All rows of a ``values_list`` queryset as plain tuples, straight from the driver.
+
+    For the large reads of a batch (a chunk's holdings and lots): Django's per-row
+    iteration costs more than the query. The SQL is the queryset's own, run on the
+    same tenant-scoped connection, so row-level security applies as usual. No field
+    converters run, so select text (``Cast(..., TextField())``) where exact decimals
+    matter.
+    """
+    sql, params = queryset.query.sql_with_params()
+    with _raw_cursor(using) as cursor:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def staged_update(

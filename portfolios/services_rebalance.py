@@ -22,14 +22,15 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Func, Q, TextField, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Client, User
 from accounts.tenancy.context import require_firm
 from compliance import rules as compliance_rules
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
-from portfolios.bulk import COPY_NULL, copy_escape, staged_copy_text
+from portfolios.bulk import COPY_NULL, copy_escape, ids_allocate, rows_fetch, staged_copy_text
 from portfolios.chunking import chunked, in_ids
 from portfolios.engine import exact
 from portfolios.engine import rebalance as engine
@@ -69,6 +70,7 @@ from portfolios.services_strategy import (
 )
 
 CHUNK_SIZE = 2000
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 CENT = Decimal("0.01")
 WHOLE_UNIT_STEP = Decimal(1)
 # The simulated broker's slippage is a cost the engine must reserve cash for.
@@ -369,10 +371,11 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     col_of_symbol = {a[1]: j for j, a in enumerate(asset_rows)}
     n_assets = len(asset_rows)
     all_ids = [r[0] for r in rows]
-    held_rows = list(
-        Holding.objects.filter(in_ids("portfolio_id", all_ids)).values_list(
-            "portfolio_id", "asset_id", "quantity"
-        )
+    # Quantities as text: exact for the recorded state, parsed once to floats here.
+    held_rows: list[tuple[int, int, str]] = rows_fetch(
+        Holding.objects.filter(in_ids("portfolio_id", all_ids))
+        .annotate(quantity_text=Cast("quantity", TextField()))
+        .values_list("portfolio_id", "asset_id", "quantity_text")
     )
     flows: dict[int, Decimal] = defaultdict(Decimal)
     flow_ids: dict[int, list[int]] = defaultdict(list)
@@ -412,12 +415,13 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     index_of = {int(pid): i for i, pid in enumerate(pids)}
     holdings = np.zeros((n, n_assets))
     held_parts: list[list[str]] = [[] for _ in range(n)]
-    for pid, aid, qty in held_rows:
-        if pid in skipped or not qty:
+    for pid, aid, text in held_rows:
+        quantity = float(text)
+        if not quantity or pid in skipped:
             continue
         i = index_of[pid]
-        holdings[i, col[aid]] = float(qty)
-        held_parts[i].append(f'"{aid}":"{qty}"')
+        holdings[i, col[aid]] = quantity
+        held_parts[i].append(f'"{aid}":"{text}"')
 
     distinct = sorted({target_of[r[0]] for r in rows})
     targets = np.zeros((max(len(distinct), 1), n_assets))
@@ -430,10 +434,19 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     target_index = np.array([row_of_target[target_of[r[0]][0]] for r in rows], dtype=np.int64)
 
     taxable = np.array([r[7] == PortfolioType.TAXABLE for r in rows], dtype=bool)
-    lot_rows = list(
+    lot_rows: list[tuple[int, int, int, str, str, str]] = rows_fetch(
         TaxLot.objects.filter(in_ids("portfolio_id", pids[taxable].tolist()), quantity__gt=0)
+        .annotate(
+            quantity_text=Cast("quantity", TextField()),
+            unit_cost_text=Cast("unit_cost", TextField()),
+            acquired_text=Func(
+                F("acquired_on"), Value("YYYY-MM-DD"), function="to_char", output_field=TextField()
+            ),
+        )
         .order_by("pk")
-        .values_list("pk", "portfolio_id", "asset_id", "quantity", "unit_cost", "acquired_on")
+        .values_list(
+            "pk", "portfolio_id", "asset_id", "quantity_text", "unit_cost_text", "acquired_text"
+        )
     )
     households = np.array([r[2] for r in rows], dtype=np.int64)
 
@@ -492,10 +505,13 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
         lot_ids=np.array([r[0] for r in lot_rows], dtype=np.int64),
         lot_portfolio=np.array([index_of[r[1]] for r in lot_rows], dtype=np.int64),
         lot_asset=np.array([col[r[2]] for r in lot_rows], dtype=np.int64),
-        lot_quantity=np.array([float(r[3]) for r in lot_rows]),
-        lot_unit_cost=np.array([float(r[4]) for r in lot_rows]),
-        lot_acquired=np.array([r[5].toordinal() for r in lot_rows], dtype=np.int64),
-        lot_json=[f'[{r[0]},{r[2]},"{r[3]}","{r[4]}","{r[5].isoformat()}"]' for r in lot_rows],
+        lot_quantity=np.array([r[3] for r in lot_rows], dtype=np.float64),
+        lot_unit_cost=np.array([r[4] for r in lot_rows], dtype=np.float64),
+        lot_acquired=(
+            np.array([r[5] for r in lot_rows], dtype="datetime64[D]").astype(np.int64)
+            + EPOCH_ORDINAL
+        ),
+        lot_json=[f'[{r[0]},{r[2]},"{r[3]}","{r[4]}","{r[5]}"]' for r in lot_rows],
         recent_loss_sale=recent_loss_sale,
         recent_purchase=recent_purchase,
         as_of=run.prices_as_of,
@@ -506,7 +522,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
 def _skip_reasons(
     *,
     rows: list[tuple[Any, ...]],
-    held_rows: list[tuple[int, int, Decimal]],
+    held_rows: list[tuple[int, int, str]],
     flows: dict[int, Decimal],
     versions: dict[int, int],
     weights_of: dict[int, dict[str, str]],
@@ -518,12 +534,15 @@ def _skip_reasons(
     reasons: dict[int, str] = {}
     unpriced = {aid for _, aid, _ in held_rows if aid not in col}
     symbols = dict(Asset.objects.filter(pk__in=unpriced).values_list("pk", "symbol"))
+    # Values only where a withdrawal must be checked against them.
+    withdrawing = {pid for pid, flow in flows.items() if flow < 0}
+    price_of = {aid: Decimal(price[0]) for aid, price in price_map.items()}
     value: dict[int, Decimal] = defaultdict(Decimal)
     for pid, aid, qty in held_rows:
-        if aid in col:
-            value[pid] += qty * Decimal(price_map[aid][0])
-        elif pid not in reasons:
-            reasons[pid] = f"no usable price for {symbols.get(aid, aid)} (held)"
+        if aid not in col:
+            reasons.setdefault(pid, f"no usable price for {symbols.get(aid, aid)} (held)")
+        elif pid in withdrawing:
+            value[pid] += Decimal(qty) * price_of[aid]
     for row in rows:
         pid, strategy_id, cash = row[0], row[3], row[8]
         version = versions.get(strategy_id)
@@ -810,6 +829,7 @@ def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
 ORDER_COLUMNS = (
     "firm_id",
     "run_id",
+    "id",
     "portfolio_id",
     "asset_id",
     "side",
@@ -844,24 +864,7 @@ RUN_PORTFOLIO_COLUMNS = (
     "skip_reason",
     "state",
 )
-# Lot picks name their order by (run, portfolio, asset); the insert finds its id.
-ORDER_LOT_STAGE = (
-    ("firm_id", "bigint"),
-    ("run_id", "bigint"),
-    ("portfolio_id", "bigint"),
-    ("asset_id", "bigint"),
-    ("lot_id", "bigint"),
-    ("quantity", "numeric"),
-    ("realised_gain", "numeric"),
-    ("short_term", "boolean"),
-)
-ORDER_LOT_INSERT = (
-    "INSERT INTO portfolios_orderlot "
-    "(firm_id, order_id, lot_id, quantity, realised_gain, short_term) "
-    "SELECT s.firm_id, o.id, s.lot_id, s.quantity, s.realised_gain, s.short_term "
-    "FROM {stage} s JOIN portfolios_order o ON o.firm_id = s.firm_id "
-    "AND o.run_id = s.run_id AND o.portfolio_id = s.portfolio_id AND o.asset_id = s.asset_id"
-)
+ORDER_LOT_COLUMNS = ("firm_id", "order_id", "lot_id", "quantity", "realised_gain", "short_term")
 TRIGGER_NAMES = {int(t): t.name for t in engine.Trigger}
 REASON_NAMES = {int(r): r.name for r in engine.Reason}
 # Portfolio statuses by code, in the order _portfolio_statuses computes them.
@@ -1015,9 +1018,12 @@ def _chunk_write(
         counts["buy_value"] += Decimal(int(cents[live[buy[live]]].sum())).scaleb(-2)
         counts["sell_value"] += Decimal(int(cents[live[~buy[live]]].sum())).scaleb(-2)
         band = proposal.order_band
+        # Ids drawn from the table's sequence up front, so lot picks can name their order.
+        order_ids = np.array(ids_allocate(table="portfolios_order", count=n_orders), dtype=np.int64)
         order_lines.extend(
             head + "\t".join(fields) + "\n"
             for fields in zip(
+                order_ids.astype(str).tolist(),
                 state.portfolio_ids[order_i].astype(str).tolist(),
                 state.asset_ids[order_j].astype(str).tolist(),
                 np.where(buy, OrderSide.BUY, OrderSide.SELL).tolist(),
@@ -1036,17 +1042,17 @@ def _chunk_write(
             )
         )
 
-        # Lot picks, named by their order's (portfolio, asset).
+        # Lot picks of the sell orders.
         lot_order = proposal.lot_order
         if len(lot_order):
             lot_j = order_j[lot_order]
             _, lot_quantity = assets.quantities(proposal.lot_sold_quantity, lot_j)
             lot_ids = state.lot_ids[extra["lot_global"][proposal.lot_index]]
+            lot_head = f"{firm_id}\t"
             lot_lines.extend(
-                head + "\t".join(fields) + "\n"
+                lot_head + "\t".join(fields) + "\n"
                 for fields in zip(
-                    state.portfolio_ids[order_i[lot_order]].astype(str).tolist(),
-                    state.asset_ids[lot_j].astype(str).tolist(),
+                    order_ids[lot_order].astype(str).tolist(),
                     lot_ids.astype(str).tolist(),
                     lot_quantity,
                     [f"{x:.2f}" for x in proposal.lot_realised_gain.tolist()],
@@ -1096,16 +1102,7 @@ def _chunk_write(
     )
     staged_copy_text(table="portfolios_order", columns=ORDER_COLUMNS, lines=order_lines)
     if lot_lines:
-        inserted = staged_copy_text(
-            table="portfolios_orderlot",
-            columns=(),
-            lines=lot_lines,
-            stage_columns=ORDER_LOT_STAGE,
-            insert_sql=ORDER_LOT_INSERT,
-            returning=("id",),
-        )
-        if len(inserted) != len(lot_lines):  # every pick names an order just written
-            raise RuntimeError(f"{len(lot_lines) - len(inserted)} lot picks found no order")
+        staged_copy_text(table="portfolios_orderlot", columns=ORDER_LOT_COLUMNS, lines=lot_lines)
     audit_record_many(entries=audit)
     counts["rules_seconds"] = rules_seconds
     return counts

@@ -59,7 +59,8 @@ def values_in_cents(
         return []
     if int(quantity.min()) < 0 or int(price.min()) < 0:
         raise ValueError("quantities and prices must not be negative")
-    biggest = int(np.abs(quantity).max()) * int(np.abs(price).max())
+    # Products are scaled up by 10**(2 - places) when there are fewer than 2 places.
+    biggest = int(quantity.max()) * int(price.max()) * 10 ** max(0, 2 - int(places.min()))
     if biggest < _INT64_SAFE and int(places.max()) < 19:
         product = quantity * price
         shift = places - 2

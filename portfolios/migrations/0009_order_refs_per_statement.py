@@ -100,20 +100,27 @@ class Migration(migrations.Migration):
 # (the ORM's CASCADE and PROTECT still apply first).
 REFS_SQL = """
 CREATE FUNCTION portfolios_order_refs_check() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Index probes per new row: a hash join would scan the whole parent table, per chunk.
+SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE bad record;
 BEGIN
-    SELECT n.firm_id, n.run_id, n.portfolio_id, n.asset_id INTO bad
-    FROM order_new n
+    SELECT 'run' AS what, n.run_id AS id, n.firm_id INTO bad FROM order_new n
     WHERE NOT EXISTS (SELECT 1 FROM portfolios_rebalancerun r
-                      WHERE r.id = n.run_id AND r.firm_id = n.firm_id)
-       OR NOT EXISTS (SELECT 1 FROM portfolios_portfolio p
-                      WHERE p.id = n.portfolio_id AND p.firm_id = n.firm_id)
-       OR NOT EXISTS (SELECT 1 FROM portfolios_asset a WHERE a.id = n.asset_id)
-    LIMIT 1;
+                      WHERE r.id = n.run_id AND r.firm_id = n.firm_id) LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT 'portfolio' AS what, n.portfolio_id AS id, n.firm_id INTO bad FROM order_new n
+        WHERE NOT EXISTS (SELECT 1 FROM portfolios_portfolio p
+                          WHERE p.id = n.portfolio_id AND p.firm_id = n.firm_id) LIMIT 1;
+    END IF;
+    IF NOT FOUND THEN
+        SELECT 'asset' AS what, n.asset_id AS id, n.firm_id INTO bad FROM order_new n
+        WHERE NOT EXISTS (SELECT 1 FROM portfolios_asset a WHERE a.id = n.asset_id) LIMIT 1;
+    END IF;
     IF FOUND THEN
-        RAISE EXCEPTION 'portfolios_order: run %, portfolio % or asset % is not in firm %',
-            bad.run_id, bad.portfolio_id, bad.asset_id, bad.firm_id
+        RAISE EXCEPTION 'portfolios_order: % % does not exist in firm %',
+            bad.what, bad.id, bad.firm_id
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
@@ -142,19 +149,22 @@ FOR EACH ROW EXECUTE FUNCTION
     portfolios_refs_immutable('firm_id', 'run_id', 'portfolio_id', 'asset_id');
 
 CREATE FUNCTION portfolios_orderlot_refs_check() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE bad record;
 BEGIN
-    SELECT n.firm_id, n.order_id, n.lot_id INTO bad
-    FROM orderlot_new n
+    SELECT 'order' AS what, n.order_id AS id, n.firm_id INTO bad FROM orderlot_new n
     WHERE NOT EXISTS (SELECT 1 FROM portfolios_order o
-                      WHERE o.id = n.order_id AND o.firm_id = n.firm_id)
-       OR NOT EXISTS (SELECT 1 FROM portfolios_taxlot l
-                      WHERE l.id = n.lot_id AND l.firm_id = n.firm_id)
-    LIMIT 1;
+                      WHERE o.id = n.order_id AND o.firm_id = n.firm_id) LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT 'lot' AS what, n.lot_id AS id, n.firm_id INTO bad FROM orderlot_new n
+        WHERE NOT EXISTS (SELECT 1 FROM portfolios_taxlot l
+                          WHERE l.id = n.lot_id AND l.firm_id = n.firm_id) LIMIT 1;
+    END IF;
     IF FOUND THEN
-        RAISE EXCEPTION 'portfolios_orderlot: order % or lot % is not in firm %',
-            bad.order_id, bad.lot_id, bad.firm_id
+        RAISE EXCEPTION 'portfolios_orderlot: % % does not exist in firm %',
+            bad.what, bad.id, bad.firm_id
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
@@ -168,59 +178,59 @@ CREATE TRIGGER portfolios_orderlot_refs_update
 BEFORE UPDATE OF firm_id, order_id, lot_id ON portfolios_orderlot
 FOR EACH ROW EXECUTE FUNCTION portfolios_refs_immutable('firm_id', 'order_id', 'lot_id');
 
--- Parents: refuse deleting a row that orders or order lots still reference.
-CREATE FUNCTION portfolios_order_parent_check() RETURNS trigger
+-- Assets are reference data shared by every firm: never deleted (a delisted asset
+-- stays for its history). A per-firm check could not see other firms' orders.
+CREATE FUNCTION portfolios_asset_no_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'portfolios_rebalancerun' AND EXISTS (
-        SELECT 1 FROM parent_old o JOIN portfolios_order x
-        ON x.firm_id = o.firm_id AND x.run_id = o.id) THEN
-        RAISE EXCEPTION 'portfolios_rebalancerun: orders still reference it'
-            USING ERRCODE = 'foreign_key_violation';
-    ELSIF TG_TABLE_NAME = 'portfolios_portfolio' AND EXISTS (
-        SELECT 1 FROM parent_old o JOIN portfolios_order x
-        ON x.firm_id = o.firm_id AND x.portfolio_id = o.id) THEN
-        RAISE EXCEPTION 'portfolios_portfolio: orders still reference it'
-            USING ERRCODE = 'foreign_key_violation';
-    ELSIF TG_TABLE_NAME = 'portfolios_asset' AND EXISTS (
-        SELECT 1 FROM parent_old o JOIN portfolios_order x ON x.asset_id = o.id) THEN
-        RAISE EXCEPTION 'portfolios_asset: orders still reference it'
-            USING ERRCODE = 'foreign_key_violation';
-    ELSIF TG_TABLE_NAME = 'portfolios_order' AND EXISTS (
-        SELECT 1 FROM parent_old o JOIN portfolios_orderlot x
-        ON x.firm_id = o.firm_id AND x.order_id = o.id) THEN
-        RAISE EXCEPTION 'portfolios_order: order lots still reference it'
-            USING ERRCODE = 'foreign_key_violation';
-    ELSIF TG_TABLE_NAME = 'portfolios_taxlot' AND EXISTS (
-        SELECT 1 FROM parent_old o JOIN portfolios_orderlot x
-        ON x.firm_id = o.firm_id AND x.lot_id = o.id) THEN
-        RAISE EXCEPTION 'portfolios_taxlot: order lots still reference it'
+    RAISE EXCEPTION 'portfolios_asset: assets are never deleted (orders, holdings and '
+        'prices of any firm may refer to them)'
+        USING ERRCODE = 'foreign_key_violation';
+END $$;
+
+CREATE TRIGGER portfolios_asset_no_delete BEFORE DELETE ON portfolios_asset
+FOR EACH STATEMENT EXECUTE FUNCTION portfolios_asset_no_delete();
+"""
+# Parents of orders and lot picks, all firm-owned: (table, child, child's column, label).
+PARENTS = (
+    ("portfolios_rebalancerun", "portfolios_order", "run_id", "orders"),
+    ("portfolios_portfolio", "portfolios_order", "portfolio_id", "orders"),
+    ("portfolios_order", "portfolios_orderlot", "order_id", "order lots"),
+    ("portfolios_taxlot", "portfolios_orderlot", "lot_id", "order lots"),
+)
+PARENTS_SQL = "".join(
+    f"""
+CREATE FUNCTION {parent}_refs_delete_check() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM parent_old o JOIN {child} x
+               ON x.firm_id = o.firm_id AND x.{column} = o.id) THEN
+        RAISE EXCEPTION '{parent}: {label} still reference it'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
 END $$;
+
+CREATE TRIGGER {parent}_refs_delete AFTER DELETE ON {parent}
+REFERENCING OLD TABLE AS parent_old
+FOR EACH STATEMENT EXECUTE FUNCTION {parent}_refs_delete_check();
 """
-PARENTS = (
-    "portfolios_rebalancerun",
-    "portfolios_portfolio",
-    "portfolios_asset",
-    "portfolios_order",
-    "portfolios_taxlot",
-)
-PARENTS_SQL = "".join(
-    f"CREATE TRIGGER {table}_order_refs_delete AFTER DELETE ON {table} "
-    "REFERENCING OLD TABLE AS parent_old "
-    "FOR EACH STATEMENT EXECUTE FUNCTION portfolios_order_parent_check();\n"
-    for table in PARENTS
+    for parent, child, column, label in PARENTS
 )
 REVERSE_SQL = (
-    "".join(f"DROP TRIGGER {t}_order_refs_delete ON {t};\n" for t in PARENTS)
+    "".join(
+        f"DROP TRIGGER {t}_refs_delete ON {t};\nDROP FUNCTION {t}_refs_delete_check();\n"
+        for t, _, _, _ in PARENTS
+    )
     + """
+DROP TRIGGER portfolios_asset_no_delete ON portfolios_asset;
+DROP FUNCTION portfolios_asset_no_delete();
 DROP TRIGGER portfolios_order_refs_insert ON portfolios_order;
 DROP TRIGGER portfolios_order_refs_update ON portfolios_order;
 DROP TRIGGER portfolios_orderlot_refs_insert ON portfolios_orderlot;
 DROP TRIGGER portfolios_orderlot_refs_update ON portfolios_orderlot;
-DROP FUNCTION portfolios_order_parent_check();
 DROP FUNCTION portfolios_order_refs_check();
 DROP FUNCTION portfolios_orderlot_refs_check();
 DROP FUNCTION portfolios_refs_immutable();

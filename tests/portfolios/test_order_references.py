@@ -5,7 +5,8 @@ an INSERT naming a run, portfolio, asset, order or lot that is missing or anothe
 firm's, an UPDATE of a reference, and a DELETE of a parent still referenced. Each
 refusal is SQLSTATE 23503 (foreign_key_violation) and writes nothing. The ORM's
 CASCADE (run -> orders -> lot picks) and PROTECT still apply before the triggers.
-Where the triggers fall short, strict xfails say how (ASSET_CHECK_BROKEN, ...).
+Assets are shared by every firm, so no firm's check could see the others' orders:
+they are never deleted at all.
 """
 
 from __future__ import annotations
@@ -232,17 +233,11 @@ def test_an_order_with_a_bad_reference_is_refused_and_nothing_is_written(in_a, w
     before = counts()
     with pytest.raises(REFUSED) as refused, transaction.atomic():
         ORDER_WRITERS[writer](rows)
-    assert "is not in firm" in fk_refusal(refused.value)
+    assert "does not exist in firm" in fk_refusal(refused.value)
     assert counts() == before
     assert not Order.objects.filter(asset_id=in_a.spare.pk).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="portfolios.bulk.staged_copy (and staged_copy_text) run on the raw psycopg "
-    "cursor, so a refused reference raises psycopg.errors.ForeignKeyViolation, not "
-    "django.db.IntegrityError: `except IntegrityError` around a staged write misses it",
-)
 def test_staged_copy_refusals_are_django_integrity_errors(in_a):
     with pytest.raises(IntegrityError), transaction.atomic():
         orders_staged_copy(order_rows(in_a, "missing portfolio"))
@@ -321,7 +316,7 @@ def test_a_lot_pick_with_a_bad_reference_is_refused_and_nothing_is_written(in_a,
     before = counts()
     with pytest.raises(REFUSED) as refused, transaction.atomic():
         PICK_WRITERS[writer](rows)
-    assert "is not in firm" in fk_refusal(refused.value)
+    assert "does not exist in firm" in fk_refusal(refused.value)
     assert counts() == before
     assert not OrderLot.objects.filter(lot=in_a.a.unpicked_lot).exists()
 
@@ -454,14 +449,6 @@ def row_exists(table: str, pk: int) -> bool:
     return bool(row and row[0])
 
 
-ASSET_CHECK_BROKEN = (
-    "portfolios_order_parent_check() (migration 0009) fails on every DELETE from "
-    "portfolios_asset with ProgrammingError 42703 'column o.firm_id does not exist': "
-    "PL/pgSQL plans the first IF condition (the run branch, which joins on o.firm_id) "
-    "whatever TG_TABLE_NAME is, and the asset's transition table has no firm_id. A "
-    "referenced asset is refused, but not as 23503, and no asset can be deleted at all"
-)
-
 REFERENCED_PARENTS = {
     "portfolio": ("portfolios_portfolio", lambda w: w.a.portfolio.pk, "orders"),
     "run": ("portfolios_rebalancerun", lambda w: w.a.run.pk, "orders"),
@@ -471,38 +458,37 @@ REFERENCED_PARENTS = {
 }
 
 
-@pytest.mark.parametrize(
-    "parent",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=ASSET_CHECK_BROKEN))
-        if p == "asset"
-        else p
-        for p in REFERENCED_PARENTS
-    ],
-)
+@pytest.mark.parametrize("parent", list(REFERENCED_PARENTS))
 def test_deleting_a_referenced_parent_with_sql_is_refused(in_a, parent):
     table, pk_of, children = REFERENCED_PARENTS[parent]
     pk = pk_of(in_a)
     before = counts()
     with pytest.raises(IntegrityError) as refused:
         raw_delete(table, pk)
-    assert f"{table}: {children} still reference it" in fk_refusal(refused.value)
+    expected = (
+        "assets are never deleted"
+        if parent == "asset"
+        else f"{table}: {children} still reference it"
+    )
+    assert expected in fk_refusal(refused.value)
     assert row_exists(table, pk)
     assert counts() == before
 
 
 def test_a_referenced_asset_is_not_deleted_with_sql_whatever_the_error(in_a):
-    """What does hold while ASSET_CHECK_BROKEN stands: the asset stays."""
     pk = in_a.a.order.asset_id
     with pytest.raises(DatabaseError):
         raw_delete("portfolios_asset", pk)
     assert row_exists("portfolios_asset", pk)
 
 
-@pytest.mark.xfail(strict=True, reason=ASSET_CHECK_BROKEN)
-def test_deleting_an_unreferenced_asset_with_sql_is_allowed(in_a):
+def test_even_an_unreferenced_asset_is_never_deleted(in_a):
+    # Assets are shared by every firm; a firm's check could not see the others' orders.
     lone = Asset.objects.create(symbol="LONE", name="lone", asset_class="us_equity")
-    assert raw_delete("portfolios_asset", lone.pk) == 1
+    with pytest.raises(IntegrityError) as refused:
+        raw_delete("portfolios_asset", lone.pk)
+    assert "assets are never deleted" in fk_refusal(refused.value)
+    assert row_exists("portfolios_asset", lone.pk)
 
 
 def test_deleting_unreferenced_parents_with_sql_is_allowed(in_a):
@@ -577,15 +563,6 @@ def test_deleting_a_picked_lot_or_an_ordered_asset_with_the_orm_is_protected(in_
 
 # --- an asset only another firm's orders use ---------------------------------------------
 
-ASSET_SEEN_BY_ONE_FIRM = (
-    "fails now as ASSET_CHECK_BROKEN says; with that fixed (seen with the run branch "
-    "moved out of the asset's IF), migration 0009's DELETE check on portfolios_asset "
-    "still reads portfolios_order under row-level security, so it sees only the "
-    "deleting firm's orders: deleting, in firm b's context or with no firm selected, an "
-    "asset that only firm a's orders reference succeeds and leaves those orders with a "
-    "dangling asset_id (the per-row foreign key it replaced saw every firm's rows)"
-)
-
 
 @pytest.fixture
 def only_a_orders(in_a: World) -> tuple[World, Asset]:
@@ -605,16 +582,14 @@ def asset_and_its_order_stay(w: World, asset: Asset) -> None:
         assert Order.objects.filter(asset_id=asset.pk).exists()
 
 
-@pytest.mark.xfail(strict=True, reason=ASSET_SEEN_BY_ONE_FIRM)
 def test_deleting_an_asset_another_firms_orders_use_is_refused_with_sql(only_a_orders):
     w, asset = only_a_orders
     with firm_context(w.b.world.firm), pytest.raises(IntegrityError) as refused:
         raw_delete("portfolios_asset", asset.pk)
-    assert "orders still reference it" in fk_refusal(refused.value)
+    assert "assets are never deleted" in fk_refusal(refused.value)
     asset_and_its_order_stay(w, asset)
 
 
-@pytest.mark.xfail(strict=True, reason=ASSET_SEEN_BY_ONE_FIRM)
 def test_deleting_an_asset_another_firms_orders_use_is_refused_with_the_orm(only_a_orders):
     w, asset = only_a_orders
     with (
@@ -626,10 +601,9 @@ def test_deleting_an_asset_another_firms_orders_use_is_refused_with_the_orm(only
     asset_and_its_order_stay(w, asset)
 
 
-@pytest.mark.xfail(strict=True, reason=ASSET_SEEN_BY_ONE_FIRM)
 def test_deleting_an_asset_orders_use_with_no_firm_selected_is_refused(only_a_orders):
     w, asset = only_a_orders
     with firm_context(None), pytest.raises(IntegrityError) as refused:
         raw_delete("portfolios_asset", asset.pk)
-    assert "orders still reference it" in fk_refusal(refused.value)
+    assert "assets are never deleted" in fk_refusal(refused.value)
     asset_and_its_order_stay(w, asset)
