@@ -96,8 +96,11 @@ class Migration(migrations.Migration):
 
 # Per-statement reference checks. They run as the inserting role, under row-level
 # security, so a reference to another firm's run, portfolio, order or lot is refused
-# as firmly as a missing one. The parent side is checked on DELETE the same way
-# (the ORM's CASCADE and PROTECT still apply first).
+# as firmly as a missing one: the parent is invisible, and the new row's own firm is
+# the current one (the policy's WITH CHECK). The lookups are by primary key only: a
+# firm condition beside it let the planner pick the firm index on a table without
+# statistics yet (a fresh book) and scan the whole firm per row. The parent side is
+# checked on DELETE the same way (the ORM's CASCADE and PROTECT still apply first).
 REFS_SQL = """
 CREATE FUNCTION portfolios_order_refs_check() RETURNS trigger
 LANGUAGE plpgsql
@@ -108,11 +111,11 @@ DECLARE bad record;
 BEGIN
     SELECT 'run' AS what, n.run_id AS id, n.firm_id INTO bad FROM order_new n
     WHERE NOT EXISTS (SELECT 1 FROM portfolios_rebalancerun r
-                      WHERE r.id = n.run_id AND r.firm_id = n.firm_id) LIMIT 1;
+                      WHERE r.id = n.run_id) LIMIT 1;
     IF NOT FOUND THEN
         SELECT 'portfolio' AS what, n.portfolio_id AS id, n.firm_id INTO bad FROM order_new n
         WHERE NOT EXISTS (SELECT 1 FROM portfolios_portfolio p
-                          WHERE p.id = n.portfolio_id AND p.firm_id = n.firm_id) LIMIT 1;
+                          WHERE p.id = n.portfolio_id) LIMIT 1;
     END IF;
     IF NOT FOUND THEN
         SELECT 'asset' AS what, n.asset_id AS id, n.firm_id INTO bad FROM order_new n
@@ -156,11 +159,11 @@ DECLARE bad record;
 BEGIN
     SELECT 'order' AS what, n.order_id AS id, n.firm_id INTO bad FROM orderlot_new n
     WHERE NOT EXISTS (SELECT 1 FROM portfolios_order o
-                      WHERE o.id = n.order_id AND o.firm_id = n.firm_id) LIMIT 1;
+                      WHERE o.id = n.order_id) LIMIT 1;
     IF NOT FOUND THEN
         SELECT 'lot' AS what, n.lot_id AS id, n.firm_id INTO bad FROM orderlot_new n
         WHERE NOT EXISTS (SELECT 1 FROM portfolios_taxlot l
-                          WHERE l.id = n.lot_id AND l.firm_id = n.firm_id) LIMIT 1;
+                          WHERE l.id = n.lot_id) LIMIT 1;
     END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'portfolios_orderlot: % % does not exist in firm %',
@@ -191,12 +194,28 @@ END $$;
 CREATE TRIGGER portfolios_asset_no_delete BEFORE DELETE ON portfolios_asset
 FOR EACH STATEMENT EXECUTE FUNCTION portfolios_asset_no_delete();
 """
-# Parents of orders and lot picks, all firm-owned: (table, child, child's column, label).
+# Parents of orders and lot picks, all firm-owned: (table, child, how a child row
+# refers to a deleted parent row o, label). The conditions match the child's indexes.
 PARENTS = (
-    ("portfolios_rebalancerun", "portfolios_order", "run_id", "orders"),
-    ("portfolios_portfolio", "portfolios_order", "portfolio_id", "orders"),
-    ("portfolios_order", "portfolios_orderlot", "order_id", "order lots"),
-    ("portfolios_taxlot", "portfolios_orderlot", "lot_id", "order lots"),
+    (
+        "portfolios_rebalancerun",
+        "portfolios_order",
+        "x.firm_id = o.firm_id AND x.run_id = o.id",
+        "orders",
+    ),
+    (
+        "portfolios_portfolio",
+        "portfolios_order",
+        "x.firm_id = o.firm_id AND x.portfolio_id = o.id",
+        "orders",
+    ),
+    (
+        "portfolios_order",
+        "portfolios_orderlot",
+        "x.firm_id = o.firm_id AND x.order_id = o.id",
+        "order lots",
+    ),
+    ("portfolios_taxlot", "portfolios_orderlot", "x.lot_id = o.id", "order lots"),
 )
 PARENTS_SQL = "".join(
     f"""
@@ -205,8 +224,7 @@ LANGUAGE plpgsql
 SET enable_hashjoin = off SET enable_mergejoin = off
 AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM parent_old o JOIN {child} x
-               ON x.firm_id = o.firm_id AND x.{column} = o.id) THEN
+    IF EXISTS (SELECT 1 FROM parent_old o JOIN {child} x ON {refers}) THEN
         RAISE EXCEPTION '{parent}: {label} still reference it'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
@@ -217,7 +235,7 @@ CREATE TRIGGER {parent}_refs_delete AFTER DELETE ON {parent}
 REFERENCING OLD TABLE AS parent_old
 FOR EACH STATEMENT EXECUTE FUNCTION {parent}_refs_delete_check();
 """
-    for parent, child, column, label in PARENTS
+    for parent, child, refers, label in PARENTS
 )
 REVERSE_SQL = (
     "".join(
