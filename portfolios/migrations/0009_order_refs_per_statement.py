@@ -105,7 +105,8 @@ REFS_SQL = """
 CREATE FUNCTION portfolios_order_refs_check() RETURNS trigger
 LANGUAGE plpgsql
 -- Index probes per new row: a hash join would scan the whole parent table, per chunk.
-SET enable_hashjoin = off SET enable_mergejoin = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off
+SET enable_seqscan = off SET enable_bitmapscan = off
 AS $$
 DECLARE bad record;
 BEGIN
@@ -153,7 +154,8 @@ FOR EACH ROW EXECUTE FUNCTION
 
 CREATE FUNCTION portfolios_orderlot_refs_check() RETURNS trigger
 LANGUAGE plpgsql
-SET enable_hashjoin = off SET enable_mergejoin = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off
+SET enable_seqscan = off SET enable_bitmapscan = off
 AS $$
 DECLARE bad record;
 BEGIN
@@ -221,7 +223,8 @@ PARENTS_SQL = "".join(
     f"""
 CREATE FUNCTION {parent}_refs_delete_check() RETURNS trigger
 LANGUAGE plpgsql
-SET enable_hashjoin = off SET enable_mergejoin = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off
+SET enable_seqscan = off SET enable_bitmapscan = off
 AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM parent_old o JOIN {child} x ON {refers}) THEN
