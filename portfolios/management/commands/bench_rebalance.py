@@ -354,6 +354,7 @@ class Command(BaseCommand):
             cursor.execute("ANALYZE " + ", ".join(SEEDED_TABLES))
         figures.update(
             {
+                "firm": firm.slug,
                 "strategies": bench_book.STRATEGIES,
                 "taxable_portfolios": (n + 1) // 2,
                 "tax_lots": counts["tax_lots"],
@@ -425,28 +426,28 @@ class Command(BaseCommand):
         peak_kb = max(typical.worker_rss_kb + worst.worker_rss_kb + worst_more.worker_rss_kb)
         figures.update(
             {
-                "typical_seconds": round(typical.seconds, 3),
+                "typical_seconds": round(typical.seconds, 6),
                 "typical_workers": 1,
                 "typical_triggered_share": round(typical.run.portfolios_triggered / n, 4),
                 "typical_orders": typical.run.orders_count,
-                "worst_seconds": round(worst.seconds, 3),
+                "worst_seconds": round(worst.seconds, 6),
                 "worst_orders": worst.run.orders_count,
-                "worst_seconds_2_workers": round(worst_more.seconds, 3),
+                "worst_seconds_2_workers": round(worst_more.seconds, 6),
                 "worst_orders_2_workers": worst_more.run.orders_count,
                 "worst_2_workers_run_portfolios": more_run_rows,
-                "workers_speedup": round(worst.seconds / worst_more.seconds, 3),
-                "per_portfolio_ms": round(per_portfolio_ms, 4),
+                "workers_speedup": round(worst.seconds / worst_more.seconds, 4),
+                "per_portfolio_ms": round(per_portfolio_ms, 6),
                 "rows_written": rows_written,
                 "rows_written_detail": written,
-                "floor_read_seconds": round(read_seconds, 3),
+                "floor_read_seconds": round(read_seconds, 6),
                 "floor_read_rows": read_rows,
                 "floor_read_method": "COPY (SELECT ...) TO STDOUT, every byte read",
-                "floor_write_seconds": round(write_seconds, 3),
+                "floor_write_seconds": round(write_seconds, 6),
                 "floor_write_method": "staged_copy into portfolios_order, rolled back",
-                "floor_seconds": round(floor, 3),
-                "ratio_to_floor": round(worst.seconds / floor, 3) if floor else None,
+                "floor_seconds": round(floor, 6),
+                "ratio_to_floor": round(worst.seconds / floor, 4) if floor else None,
                 **naive,
-                "speedup_vs_naive": round(naive_ms / per_portfolio_ms, 2)
+                "speedup_vs_naive": round(naive_ms / per_portfolio_ms, 4)
                 if naive_ms and per_portfolio_ms
                 else None,
                 "peak_rss_mb": round(peak_kb / 1024, 1),
@@ -636,8 +637,8 @@ class Command(BaseCommand):
                 )
         return {
             "naive_sample": size,
-            "naive_seconds": round(seconds, 3),
-            "naive_per_portfolio_ms": round(1000 * seconds / size, 3),
+            "naive_seconds": round(seconds, 6),
+            "naive_per_portfolio_ms": round(1000 * seconds / size, 6),
             "naive_orders": orders,
             "worst_orders_of_naive_sample": batch_orders,
             "naive_rules": bench_naive.RULES_NOTE,
