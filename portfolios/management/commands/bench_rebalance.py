@@ -35,6 +35,7 @@ import multiprocessing.queues
 import os
 import queue
 import resource
+import signal
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ from typing import Any
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 
 from accounts.models import Firm
 from accounts.tenancy.context import firm_context
@@ -71,6 +72,7 @@ from portfolios.services_rebalance import (
 )
 
 POLL_SECONDS = 0.25
+DROP_ATTEMPTS = 10
 SEEDED_TABLES = (
     "accounts_household",
     "accounts_client",
@@ -154,8 +156,16 @@ def scratch_database() -> Iterator[str]:
         yield name
     finally:
         connections.close_all()
-        if owner.settings_dict["NAME"] == name:
-            owner.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
+        # A worker's session may take a moment to end after the worker (interrupted runs).
+        for attempt in range(DROP_ATTEMPTS):
+            if owner.settings_dict["NAME"] != name:
+                break
+            try:
+                owner.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
+            except OperationalError:
+                if attempt == DROP_ATTEMPTS - 1:
+                    raise
+                time.sleep(1)
         owner.settings_dict["NAME"] = old_name
         owner.settings_dict["TEST"] = old_test
         app.settings_dict["NAME"] = old_app_name
@@ -293,10 +303,15 @@ class Command(BaseCommand):
             self._bench(options, figures)
         else:
             started = time.perf_counter()
-            with scratch_database() as name:
-                figures["database"] = f"scratch {name} (dropped)"
-                figures["scratch_database_seconds"] = round(time.perf_counter() - started, 3)
-                self._bench(options, figures)
+            # SIGTERM unwinds like Ctrl-C, so that the scratch database is dropped then too.
+            previous = signal.signal(signal.SIGTERM, _interrupt)
+            try:
+                with scratch_database() as name:
+                    figures["database"] = f"scratch {name} (dropped)"
+                    figures["scratch_database_seconds"] = round(time.perf_counter() - started, 3)
+                    self._bench(options, figures)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         figures["parent_peak_rss_mb"] = round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         )
@@ -644,6 +659,10 @@ class Command(BaseCommand):
             "naive_rules": bench_naive.RULES_NOTE,
             "naive_run": run.pk,
         }
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _targets(figures: dict[str, Any]) -> dict[str, Any]:
