@@ -96,6 +96,10 @@ def test_tiny_book_in_place() -> None:
     assert f["peak_rss_mb"] > 0
     assert f["parent_peak_rss_mb"] > 0
     assert {"load", "engine", "rules", "write"} <= set(f["phases"])
+    assert 0 < f["worst_start_seconds"] < f["worst_seconds"]
+    assert f["worst_outside_phases_seconds"] == pytest.approx(
+        f["worst_seconds"] - sum(f["phases"].values()), abs=1e-5
+    )
     for key in ("ratio_to_floor", "speedup_vs_naive", "per_portfolio_ms", "typical_seconds"):
         assert f["targets"][key]["value"] == f[key]
         assert isinstance(f["targets"][key]["met"], bool)

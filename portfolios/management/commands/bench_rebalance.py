@@ -133,6 +133,7 @@ class _Rollback(Exception):
 class Timed:
     run: RebalanceRun
     seconds: float
+    start_seconds: float  # rebalance_run_start alone
     worker_rss_kb: list[int]
 
 
@@ -472,6 +473,12 @@ class Command(BaseCommand):
                     "worst_2_workers": round(max(worst_more.worker_rss_kb) / 1024, 1),
                 },
                 "phases": worst.run.timings,
+                # The worst run's time outside its chunks' phases: starting the run, forking
+                # the worker, each chunk's bookkeeping and the run's summary.
+                "worst_start_seconds": round(worst.start_seconds, 6),
+                "worst_outside_phases_seconds": round(
+                    worst.seconds - sum(worst.run.timings.values()), 6
+                ),
                 "runs": {
                     "typical": typical.run.pk,
                     "worst": worst.run.pk,
@@ -507,6 +514,7 @@ class Command(BaseCommand):
                 chunk_size=chunk_size,
                 dispatch=False,
             )
+        start_seconds = time.perf_counter() - started
         chunks = [np.asarray(c, dtype=np.int64) for c in run.chunks]  # type: ignore[attr-defined]
         del run.chunks  # type: ignore[attr-defined]
         draw = self._progress(show, label, run.portfolios_total)
@@ -535,7 +543,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{label}: run {run.pk} computed {run.chunks_done} of {run.chunks_total} chunks"
             )
-        return Timed(run=run, seconds=seconds, worker_rss_kb=rss)
+        return Timed(run=run, seconds=seconds, start_seconds=start_seconds, worker_rss_kb=rss)
 
     @staticmethod
     def _rows_written(firm: Firm, run_id: int) -> dict[str, int]:
