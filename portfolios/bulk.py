@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 
 _stage_ids = itertools.count(1)
@@ -128,7 +129,10 @@ def rows_fetch(queryset: Any, *, using: str = "default") -> list[tuple[Any, ...]
     converters run, so select text (``Cast(..., TextField())``) where exact decimals
     matter.
     """
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # an empty IN list: nothing to ask
+        return []
     with _raw_cursor(using) as cursor:
         cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Firm, User
 from accounts.tenancy.context import TenancyError, require_firm
-from compliance.audit_chain import GENESIS_HASH, event_hash, to_canonical
+from compliance.audit_chain import GENESIS_HASH, HASHED_FIELDS, event_hash, to_canonical
 from compliance.audit_context import current_request_id
 from compliance.models import AuditEvent
 from portfolios.bulk import COPY_NULL, copy_escape, staged_copy_text
@@ -102,22 +102,7 @@ def audit_record_many(
 
 #: From this many events on, one staged COPY writes them (a run's per-portfolio events).
 COPY_THRESHOLD = 50
-_COPY_COLUMNS = (
-    "firm_id",
-    "seq",
-    "created_at",
-    "actor_id",
-    "actor_label",
-    "action",
-    "object_type",
-    "object_id",
-    "payload",
-    "reasons",
-    "request_id",
-    "run_id",
-    "prev_hash",
-    "hash",
-)
+_COPY_COLUMNS = (*HASHED_FIELDS, "prev_hash", "hash")
 
 
 def _copy_events(events: list[AuditEvent], using: str) -> None:

@@ -65,6 +65,7 @@ from portfolios.models_rebalance import (
 )
 from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_rebalance import (
+    ORDER_COLUMNS,
     engine_policy,
     policy_snapshot,
     rebalance_chunk_compute,
@@ -84,24 +85,8 @@ SEEDED_TABLES = (
     "portfolios_strategy",
     "portfolios_strategyversion",
 )
-ORDER_COLUMNS = [
-    "firm_id",
-    "run_id",
-    "portfolio_id",
-    "asset_id",
-    "side",
-    "quantity",
-    "price",
-    "value",
-    "estimated_cost",
-    "reason",
-    "drift",
-    "band",
-    "status",
-    "compliance_outcome",
-    "rule_outcomes",
-    "failures",
-]
+# The run's own order columns, ids left to the sequence.
+FLOOR_ORDER_COLUMNS = [c for c in ORDER_COLUMNS if c != "id"]
 #: (key, comparison, limit): the issue's targets, set at 100,000 portfolios x 20 positions.
 TARGETS = (
     ("ratio_to_floor", "<=", 3.0),
@@ -624,7 +609,9 @@ class Command(BaseCommand):
                                 )
 
                 started = time.perf_counter()
-                staged_copy(table="portfolios_order", columns=ORDER_COLUMNS, rows=order_rows())
+                staged_copy(
+                    table="portfolios_order", columns=FLOOR_ORDER_COLUMNS, rows=order_rows()
+                )
                 seconds = time.perf_counter() - started
                 raise _Rollback
         except _Rollback:
