@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -43,39 +43,32 @@ def staged_copy(
     Must run inside ``transaction.atomic()`` with a firm set (the backend refuses
     otherwise). ``on_conflict`` is appended to the INSERT (``ON CONFLICT ...``).
     """
-    stage = f"_stage_{table}_{next(_stage_ids)}"
-    cols = ", ".join(columns)
-    with _raw_cursor(using) as cursor:
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS "
-            f"SELECT {cols} FROM {table} WITH NO DATA"
-        )
-        with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        sql = f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} {on_conflict}"
-        if returning:
-            sql += " RETURNING " + ", ".join(returning)
-        cursor.execute(sql)
-        result = cursor.fetchall() if returning else []
-        cursor.execute(f"DROP TABLE {stage}")
-    return result
+
+    def fill(copy: Any) -> None:
+        for row in rows:
+            copy.write_row(row)
+
+    return _staged_insert(
+        table=table,
+        columns=columns,
+        fill=fill,
+        returning=returning,
+        on_conflict=on_conflict,
+        using=using,
+    )
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 #: COPY's text format for NULL.
 COPY_NULL = "\\N"
+#: How a bytea field in hex starts in COPY's text format (the backslash escaped).
+COPY_BYTEA_PREFIX = "\\\\x"
 
 
 def copy_escape(text: str) -> str:
     """``text`` as one field of COPY's text format (backslash, tab and newlines escaped)."""
     return text.translate(_COPY_ESCAPES)
-
-
-def copy_bytea(data: bytes) -> str:
-    """``data`` as a bytea field of COPY's text format."""
-    return "\\\\x" + data.hex()
 
 
 def staged_copy_text(
@@ -89,6 +82,27 @@ def staged_copy_text(
     """Like :func:`staged_copy`, for rows already rendered as lines of COPY's text
     format (tab-separated, escaped with :func:`copy_escape`, each ending in a newline);
     rendering a chunk's columns at once is several times faster than ``write_row``."""
+    return _staged_insert(
+        table=table,
+        columns=columns,
+        fill=lambda copy: copy.write("".join(lines)),
+        returning=returning,
+        on_conflict="",
+        using=using,
+    )
+
+
+def _staged_insert(
+    *,
+    table: str,
+    columns: Sequence[str],
+    fill: Callable[[Any], None],
+    returning: Sequence[str],
+    on_conflict: str,
+    using: str,
+) -> list[tuple[Any, ...]]:
+    """A temporary table shaped like ``table``'s ``columns``, filled by ``fill(copy)``,
+    moved with one ``INSERT ... SELECT`` (row-level security enforced there)."""
     stage = f"_stage_{table}_{next(_stage_ids)}"
     cols = ", ".join(columns)
     with _raw_cursor(using) as cursor:
@@ -97,8 +111,8 @@ def staged_copy_text(
             f"SELECT {cols} FROM {table} WITH NO DATA"
         )
         with cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-            copy.write("".join(lines))
-        sql = f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}"
+            fill(copy)
+        sql = f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} {on_conflict}"
         if returning:
             sql += " RETURNING " + ", ".join(returning)
         cursor.execute(sql)

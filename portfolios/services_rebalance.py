@@ -30,7 +30,14 @@ from accounts.models import Client, User
 from accounts.tenancy.context import require_firm
 from compliance import rules as compliance_rules
 from compliance.services.audit import AuditEntry, audit_record, audit_record_many
-from portfolios.bulk import COPY_NULL, copy_escape, ids_allocate, rows_fetch, staged_copy_text
+from portfolios.bulk import (
+    COPY_BYTEA_PREFIX,
+    COPY_NULL,
+    copy_escape,
+    ids_allocate,
+    rows_fetch,
+    staged_copy_text,
+)
 from portfolios.chunking import chunked, in_ids
 from portfolios.engine import exact
 from portfolios.engine import rebalance as engine
@@ -1003,10 +1010,10 @@ def _chunk_write(
         outcome[live] = evaluation.order_outcome
         width = 2 * len(evaluation.rule_ids)
         packed = evaluation.outcomes.view(np.uint8).tobytes().hex()
-        rule_text = ["\\\\x"] * n_orders
+        rule_text = [COPY_BYTEA_PREFIX] * n_orders
         failures = ["[]"] * n_orders
         for e, o in enumerate(live.tolist()):
-            rule_text[o] = "\\\\x" + packed[e * width : (e + 1) * width]
+            rule_text[o] = COPY_BYTEA_PREFIX + packed[e * width : (e + 1) * width]
             if evaluation.order_outcome[e]:
                 failures[o] = copy_escape(
                     json.dumps([_failure_json(f) for f in evaluation.failures(e)])
@@ -1030,10 +1037,10 @@ def _chunk_write(
                 quantity_text,
                 [assets.price_text[j] for j in order_j.tolist()],
                 [f"{c}e-2" for c in cents.tolist()],
-                [f"{x:.2f}" for x in proposal.order_cost.tolist()],
+                [_money(x) for x in proposal.order_cost.tolist()],
                 [REASON_NAMES[r] for r in proposal.order_reason.tolist()],
-                [f"{x:.8f}" for x in proposal.order_drift.tolist()],
-                [f"{x:.8f}" if np.isfinite(x) else COPY_NULL for x in band.tolist()],
+                [_share(x) for x in proposal.order_drift.tolist()],
+                [_share(x) if np.isfinite(x) else COPY_NULL for x in band.tolist()],
                 order_status.tolist(),
                 outcome.astype(str).tolist(),
                 rule_text,
@@ -1055,7 +1062,7 @@ def _chunk_write(
                     order_ids[lot_order].astype(str).tolist(),
                     lot_ids.astype(str).tolist(),
                     lot_quantity,
-                    [f"{x:.2f}" for x in proposal.lot_realised_gain.tolist()],
+                    [_money(x) for x in proposal.lot_realised_gain.tolist()],
                     ["t" if s else "f" for s in proposal.lot_short_term.tolist()],
                     strict=True,
                 )
