@@ -70,11 +70,6 @@ def naive_rebalance(*, run: RebalanceRun, portfolio_ids: Sequence[int], force: b
     return orders
 
 
-def _quantity(value: float, step: Decimal) -> Decimal:
-    units = round(float(value) / float(step))
-    return step * units if units else Decimal(0)
-
-
 def _share(value: float) -> Decimal:
     return Decimal(f"{value:.8f}")
 
@@ -200,9 +195,6 @@ def _one(*, run: RebalanceRun, pid: int, force: bool) -> int:
         as_of=as_of.toordinal(),
     )
     live = np.flatnonzero(proposal.order_status == 0)
-    gain = np.zeros(proposal.n_orders)
-    if len(proposal.lot_order):
-        np.add.at(gain, proposal.lot_order, proposal.lot_realised_gain)
     evaluation = compliance_rules.evaluate(
         rules_book,
         compliance_rules.Orders(
@@ -212,21 +204,14 @@ def _one(*, run: RebalanceRun, pid: int, force: bool) -> int:
             quantity=proposal.order_quantity[live],
             value=proposal.order_value[live],
             cost=proposal.order_cost[live],
-            realised_loss=(gain[live] < 0) & (proposal.order_side[live] < 0),
+            realised_loss=services_rebalance._realised_loss(proposal, live),
         ),
         rules,
     )
     outcome = int(evaluation.portfolio_outcome[0])
-    if not len(live) and flow == 0:
-        status: str = RunPortfolioStatus.NO_TRADE
-    elif outcome == compliance_rules.Outcome.HARD_FAIL:
-        status = RunPortfolioStatus.BLOCKED
-    elif outcome == compliance_rules.Outcome.SOFT_FAIL:
-        status = RunPortfolioStatus.HELD
-    elif portfolio.discretionary:
-        status = RunPortfolioStatus.PROPOSED
-    else:
-        status = RunPortfolioStatus.AWAITING_CLIENT
+    status = services_rebalance._status_for(
+        outcome, portfolio.discretionary, bool(len(live)) or flow != 0
+    )
     trigger = engine.Trigger(int(proposal.trigger[0])).name
     RunPortfolio(
         run=run,
@@ -250,14 +235,10 @@ def _one(*, run: RebalanceRun, pid: int, force: bool) -> int:
     ).save()
     eval_row = np.full(proposal.n_orders, -1, dtype=np.int64)
     eval_row[live] = np.arange(len(live))
-    order_status: str = OrderStatus.PROPOSED
-    if status == RunPortfolioStatus.BLOCKED:
-        order_status = OrderStatus.BLOCKED
-    elif status == RunPortfolioStatus.HELD:
-        order_status = OrderStatus.HELD
+    order_status = services_rebalance.ORDER_STATUS_OF.get(status, OrderStatus.PROPOSED)
     for o in range(proposal.n_orders):
         j = int(proposal.order_asset[o])
-        quantity = _quantity(proposal.order_quantity[o], steps[j])
+        quantity = services_rebalance._quantity(proposal.order_quantity[o], steps[j])
         price = latest[assets[j].pk].close
         e = int(eval_row[o])
         band = float(proposal.order_band[o])
@@ -288,7 +269,7 @@ def _one(*, run: RebalanceRun, pid: int, force: bool) -> int:
             OrderLot(
                 order=order,
                 lot=lots[int(proposal.lot_index[m])],
-                quantity=_quantity(proposal.lot_sold_quantity[m], steps[j]),
+                quantity=services_rebalance._quantity(proposal.lot_sold_quantity[m], steps[j]),
                 realised_gain=_money(proposal.lot_realised_gain[m]),
                 short_term=bool(proposal.lot_short_term[m]),
             ).save()
