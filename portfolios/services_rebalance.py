@@ -146,7 +146,7 @@ def _scope_portfolio_ids(
 ) -> list[int]:
     portfolios = Portfolio.objects.filter(status=PortfolioStatus.OPEN, strategy__isnull=False)
     if portfolio_ids is not None:
-        portfolios = portfolios.filter(pk__in=list(portfolio_ids))
+        portfolios = portfolios.filter(in_ids("pk", portfolio_ids))
     if household_ids is not None:
         portfolios = portfolios.filter(client__household_id__in=list(household_ids))
     return list(portfolios.order_by("pk").values_list("pk", flat=True))
@@ -157,14 +157,16 @@ def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> di
     default = rebalance_policy_default_get(firm=require_firm())
     policies = {p.pk: policy_snapshot(p) for p in RebalancePolicy.objects.all()}
     strategy_ids = set(
-        Portfolio.objects.filter(pk__in=portfolio_ids).values_list("strategy_id", flat=True)
+        Portfolio.objects.filter(in_ids("pk", portfolio_ids))
+        .values_list("strategy_id", flat=True)
+        .distinct()
     )
     versions = strategy_version_latest_map(strategy_ids=strategy_ids - {None})
     version_of = {sid: v.pk for sid, v in versions.items()}
     symbols = {symbol for v in versions.values() for symbol in v.weights}
     target_assets = set(Asset.objects.filter(symbol__in=symbols).values_list("pk", flat=True))
     held_assets = set(
-        Holding.objects.filter(portfolio_id__in=portfolio_ids)
+        Holding.objects.filter(in_ids("portfolio_id", portfolio_ids))
         .values_list("asset_id", flat=True)
         .distinct()
     )
@@ -327,7 +329,11 @@ class ChunkState:
     cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkState:
+def _chunk_load(
+    *, run: RebalanceRun, portfolio_ids: Sequence[int], drift_only: bool = False
+) -> ChunkState:
+    """A chunk's book. ``drift_only`` (the drift scan) reads what drift and triggers
+    need and leaves out tax lots, the wash-sale ledger and the recorded state."""
     inputs = run.policy_snapshot
     # No joins: one indexed query per table. (Fresh rows have no statistics, and a
     # join planned without them can scan the clients once per portfolio.)
@@ -428,7 +434,8 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
             continue
         i = index_of[pid]
         holdings[i, col[aid]] = quantity
-        held_parts[i].append(f'"{aid}":"{text}"')
+        if not drift_only:
+            held_parts[i].append(f'"{aid}":"{text}"')
 
     distinct = sorted({target_of[r[0]] for r in rows})
     targets = np.zeros((max(len(distinct), 1), n_assets))
@@ -442,7 +449,9 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
 
     taxable = np.array([r[7] == PortfolioType.TAXABLE for r in rows], dtype=bool)
     lot_rows: list[tuple[int, int, int, str, str, str]] = rows_fetch(
-        TaxLot.objects.filter(in_ids("portfolio_id", pids[taxable].tolist()), quantity__gt=0)
+        TaxLot.objects.filter(
+            in_ids("portfolio_id", [] if drift_only else pids[taxable].tolist()), quantity__gt=0
+        )
         .annotate(
             quantity_text=Cast("quantity", TextField()),
             unit_cost_text=Cast("unit_cost", TextField()),
@@ -464,7 +473,7 @@ def _chunk_load(*, run: RebalanceRun, portfolio_ids: Sequence[int]) -> ChunkStat
     purchases: set[tuple[int, int]] = set()
     for household, aid, kind in (
         LedgerEntry.objects.filter(
-            in_ids("household_id", households.tolist()),
+            in_ids("household_id", [] if drift_only else households.tolist()),
             trade_date__gte=since,
             trade_date__lte=run.prices_as_of,
         )

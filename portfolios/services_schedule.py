@@ -27,9 +27,10 @@ from portfolios.models_rebalance import (
 from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_rebalance import (
     CHUNK_SIZE,
+    ChunkState,
     _chunk_load,
-    _run_engine,
     _run_inputs,
+    engine_policy,
     rebalance_run_start,
 )
 
@@ -106,24 +107,57 @@ def drift_scan(*, as_of: dt.date | None = None) -> list[int]:
     out: list[int] = []
     for start in range(0, len(ids), CHUNK_SIZE):
         with transaction.atomic():
-            state = _chunk_load(run=probe, portfolio_ids=ids[start : start + CHUNK_SIZE])
-        for rows_idx, proposal, _, _ in _run_engine(state, probe).proposals:
-            hit = np.isin(proposal.trigger, list(THRESHOLD_TRIGGERS))
-            out.extend(int(state.portfolio_ids[i]) for i in rows_idx[hit])
+            state = _chunk_load(
+                run=probe, portfolio_ids=ids[start : start + CHUNK_SIZE], drift_only=True
+            )
+        out.extend(_outside_bands(state, probe.policy_snapshot["policies"]))
     return sorted(out)
 
 
-def rebalance_drift_scan_run(*, as_of: dt.date | None = None) -> RebalanceRun | None:
-    """The daily drift scan: a threshold run of only the portfolios outside their bands."""
+def _outside_bands(state: ChunkState, policies: dict[str, Any]) -> list[int]:
+    """The chunk's portfolios whose trigger is a band crossed or the cash floor."""
+    prices = np.array([float(p) for p in state.prices])
+    cash = np.array([float(c) for c in state.cash])
+    flow = np.array([float(f) for f in state.cash_flow])
+    out: list[int] = []
+    for policy_id in np.unique(state.policy_ids).tolist():
+        rows = np.flatnonzero(state.policy_ids == policy_id)
+        drift = engine.drift_triggers(
+            prices=prices,
+            holdings=state.holdings[rows],
+            cash=cash[rows],
+            cash_flow=flow[rows],
+            target_index=state.target_index[rows],
+            targets=state.targets,
+            policy=engine_policy(policies[str(policy_id)]),
+        )
+        hit = np.isin(drift.trigger, list(THRESHOLD_TRIGGERS))
+        out.extend(state.portfolio_ids[rows[hit]].tolist())
+    return out
+
+
+def rebalance_drift_scan_run(
+    *,
+    as_of: dt.date | None = None,
+    actor_label: str = "daily drift scan",
+    preview: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+    dispatch: bool = True,
+) -> RebalanceRun | None:
+    """The daily drift scan: a threshold run of only the portfolios outside their bands
+    (``preview``, ``chunk_size`` and ``dispatch`` as for :func:`rebalance_run_start`)."""
     outside = drift_scan(as_of=as_of)
     if not outside:
         return None
     return rebalance_run_start(
         trigger=RunTrigger.DRIFT_SCAN,
-        actor_label="daily drift scan",
+        actor_label=actor_label,
         portfolio_ids=outside,
         as_of=as_of,
         force=False,
+        preview=preview,
+        chunk_size=chunk_size,
+        dispatch=dispatch,
     )
 
 

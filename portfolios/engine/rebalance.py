@@ -421,6 +421,101 @@ def _row_sum(x: FloatArray) -> FloatArray:
 # --------------------------------------------------------------------------- engine
 
 
+@dataclass(frozen=True, eq=False)
+class Drift:
+    """Where each portfolio stands against its bands, and what triggers it (P, or P x A)."""
+
+    nav: FloatArray
+    nav_after_flow: FloatArray
+    target_weight: FloatArray
+    current_weight: FloatArray
+    drift: FloatArray
+    band: FloatArray
+    out_of_band: BoolArray
+    triggered: BoolArray
+    trigger: Int8Array
+    trigger_mask: Int8Array
+
+
+def _drift(
+    *,
+    value: FloatArray,
+    cash: FloatArray,
+    flow: FloatArray,
+    tw: FloatArray,
+    force: BoolArray,
+    policy: Policy,
+) -> Drift:
+    n_p, n_a = value.shape
+    nav = _row_sum(value) + cash
+    nav_after = np.maximum(nav + flow, 0.0)
+    current = np.divide(value, nav[:, None], out=np.zeros_like(value), where=nav[:, None] > 0)
+    drift = current - tw
+    band = np.full((n_p, n_a), _BAND_OFF)
+    if policy.abs_band is not None:
+        band = np.minimum(band, policy.abs_band)
+    if policy.rel_band is not None:
+        band = np.minimum(band, policy.rel_band * tw)
+    out_band = np.abs(drift) > band + BAND_EPS
+    cash_share = np.divide(cash, nav, out=np.zeros_like(nav), where=nav > 0)
+    t_band = out_band.any(axis=1)
+    t_flow = flow != 0
+    t_floor = (nav > 0) & (cash_share < policy.cash_floor - BAND_EPS)
+    triggered = force | t_band | t_flow | t_floor
+    trigger = np.select(
+        [force, t_band, t_flow, t_floor],
+        [Trigger.FORCED, Trigger.BAND, Trigger.CASH_FLOW, Trigger.CASH_FLOOR],
+        Trigger.NONE,
+    ).astype(np.int8)
+    mask = (
+        force * (1 << Trigger.FORCED)
+        + t_band * (1 << Trigger.BAND)
+        + t_flow * (1 << Trigger.CASH_FLOW)
+        + t_floor * (1 << Trigger.CASH_FLOOR)
+    ).astype(np.int8)
+    return Drift(
+        nav=nav,
+        nav_after_flow=nav_after,
+        target_weight=tw,
+        current_weight=current,
+        drift=drift,
+        band=band,
+        out_of_band=out_band,
+        triggered=triggered,
+        trigger=trigger,
+        trigger_mask=mask,
+    )
+
+
+def drift_triggers(
+    *,
+    prices: FloatArray,
+    holdings: FloatArray,
+    cash: FloatArray,
+    cash_flow: FloatArray,
+    target_index: IntArray,
+    targets: FloatArray,
+    policy: Policy,
+) -> Drift:
+    """Only the first step of :func:`rebalance`: drift against the bands and the triggers
+    of unforced portfolios, without trades or lots (the daily drift scan)."""
+    holdings = np.asarray(holdings, dtype=np.float64)
+    prices = np.asarray(prices, dtype=np.float64)
+    if holdings.ndim != 2 or prices.shape != (holdings.shape[1],):
+        raise RebalanceInputError(
+            f"holdings: shape {holdings.shape} does not match prices {prices.shape}"
+        )
+    tidx = np.asarray(target_index, dtype=np.int64)
+    return _drift(
+        value=holdings * prices,
+        cash=np.asarray(cash, dtype=np.float64),
+        flow=np.asarray(cash_flow, dtype=np.float64),
+        tw=np.asarray(targets, dtype=np.float64)[tidx] * (1.0 - policy.cash_target),
+        force=np.zeros(holdings.shape[0], dtype=bool),
+        policy=policy,
+    )
+
+
 def rebalance(state: BookState, policy: Policy) -> Proposal:
     """Drift, triggers, orders and lot picks of a whole book; see the module docstring."""
     i = _validated(state)
@@ -433,33 +528,24 @@ def rebalance(state: BookState, policy: Policy) -> Proposal:
 
     # -- weights, drift, bands, triggers
     value = i.holdings * px
-    nav = _row_sum(value) + i.cash
-    nav_after = np.maximum(nav + i.flow, 0.0)
-    tw = i.targets[i.tidx] * (1.0 - ct)
-    current = np.divide(value, nav[:, None], out=np.zeros_like(value), where=nav[:, None] > 0)
-    drift = current - tw
-    band = np.full((n_p, n_a), _BAND_OFF)
-    if policy.abs_band is not None:
-        band = np.minimum(band, policy.abs_band)
-    if policy.rel_band is not None:
-        band = np.minimum(band, policy.rel_band * tw)
-    out_band = np.abs(drift) > band + BAND_EPS
-    cash_share = np.divide(i.cash, nav, out=np.zeros_like(nav), where=nav > 0)
-    t_band = out_band.any(axis=1)
-    t_flow = i.flow != 0
-    t_floor = (nav > 0) & (cash_share < policy.cash_floor - BAND_EPS)
-    triggered = i.force | t_band | t_flow | t_floor
-    trigger = np.select(
-        [i.force, t_band, t_flow, t_floor],
-        [Trigger.FORCED, Trigger.BAND, Trigger.CASH_FLOW, Trigger.CASH_FLOOR],
-        Trigger.NONE,
-    ).astype(np.int8)
-    mask = (
-        i.force * (1 << Trigger.FORCED)
-        + t_band * (1 << Trigger.BAND)
-        + t_flow * (1 << Trigger.CASH_FLOW)
-        + t_floor * (1 << Trigger.CASH_FLOOR)
-    ).astype(np.int8)
+    d = _drift(
+        value=value,
+        cash=i.cash,
+        flow=i.flow,
+        tw=i.targets[i.tidx] * (1.0 - ct),
+        force=i.force,
+        policy=policy,
+    )
+    nav, nav_after, tw, current, drift, band, out_band = (
+        d.nav,
+        d.nav_after_flow,
+        d.target_weight,
+        d.current_weight,
+        d.drift,
+        d.band,
+        d.out_of_band,
+    )
+    triggered, trigger, mask = d.triggered, d.trigger, d.trigger_mask
 
     # -- desired values after the trades
     target_v = tw * nav_after[:, None]

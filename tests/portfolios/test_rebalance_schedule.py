@@ -9,8 +9,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.tenancy.context import firm_context
-from portfolios import services_schedule
+from portfolios import bench_book, services_schedule
 from portfolios.models import RebalancePolicy, RunPortfolio
+from portfolios.services_book import rebalance_policy_default_get
+from portfolios.services_rebalance import engine_policy, policy_snapshot, rebalance_run_start
 from portfolios.services_schedule import drift_scan, period_start
 
 from .rebalance_factories import AS_OF, asset_make, portfolio_make, strategy_make
@@ -117,3 +119,37 @@ def test_a_requested_deposit_starts_a_cash_flow_rebalance(book, django_capture_o
         rp = RunPortfolio.objects.get(run=run)
         assert rp.cash_flow == Decimal("2500.00")
         assert rp.status == "proposed"
+
+
+def test_drift_scan_picks_what_a_full_run_finds_outside_its_bands(
+    firm_a, django_capture_on_commit_callbacks
+):
+    # The scan reads only what drift needs (no lots, no ledger); a run of the whole book
+    # at the same prices, lots and all, must find exactly the same portfolios triggered
+    # by a band or the cash floor.
+    firm = firm_a.firm
+    with firm_context(firm):
+        market = bench_book.market_make(k=6, seed=3)
+        policy = engine_policy(policy_snapshot(rebalance_policy_default_get(firm=firm)))
+        noise, _, _ = bench_book.calibrate(n=240, k=6, seed=3, market=market, policy=policy)
+        bench_book.seed_book(
+            firm=firm,
+            n=240,
+            k=6,
+            seed=3,
+            market=market,
+            noise=noise,
+            cash_target=policy.cash_target,
+        )
+        scanned = drift_scan(as_of=bench_book.D1)
+        with django_capture_on_commit_callbacks(execute=True):
+            run = rebalance_run_start(
+                trigger="manual", preview=True, as_of=bench_book.D1, force=False
+            )
+        rows = RunPortfolio.objects.filter(run=run)
+        assert rows.count() == 240
+        outside = sorted(
+            rows.filter(trigger__in=["BAND", "CASH_FLOOR"]).values_list("portfolio_id", flat=True)
+        )
+    assert 0 < len(scanned) < 240
+    assert scanned == outside

@@ -6,8 +6,9 @@ real code path (``rebalance_run_start``, then ``rebalance_chunk_compute`` per ch
 database reads, engine, rules, orders, lots, audit events, run summary), the chunks
 computed by forked worker processes taking them from a shared queue:
 
-* the **typical** day: a drift-scan preview at D1 prices, where about 10% of the
-  portfolios are outside their bands (1 worker);
+* the **typical** day: the daily drift scan at D1 prices (``rebalance_drift_scan_run``:
+  drift and triggers of the whole book, then a run of the portfolios outside their
+  bands, about 10% of them; 1 worker);
 * the **worst** case: an advisor's forced run at D2 prices, every portfolio trading,
   once with 1 worker and once, as a new run, with ``--workers`` workers.
 
@@ -27,7 +28,6 @@ leaves the firm there.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import math
 import multiprocessing as mp
@@ -71,6 +71,7 @@ from portfolios.services_rebalance import (
     rebalance_chunk_compute,
     rebalance_run_start,
 )
+from portfolios.services_schedule import rebalance_drift_scan_run
 
 POLL_SECONDS = 0.25
 DROP_ATTEMPTS = 10
@@ -376,36 +377,30 @@ class Command(BaseCommand):
         typical = self._timed(
             firm,
             "typical day",
-            trigger=RunTrigger.DRIFT_SCAN,
-            preview=True,
-            as_of=bench_book.D1,
-            force=False,
+            start=lambda: rebalance_drift_scan_run(
+                as_of=bench_book.D1,
+                actor_label="bench_rebalance",
+                chunk_size=chunk_size,
+                dispatch=False,
+            ),
             workers=1,
-            chunk_size=chunk_size,
             show=show,
         )
-        worst = self._timed(
-            firm,
-            "worst case, 1 worker",
-            trigger=RunTrigger.MANUAL,
-            preview=False,
-            as_of=bench_book.D2,
-            force=True,
-            workers=1,
-            chunk_size=chunk_size,
-            show=show,
-        )
+
+        def forced() -> RebalanceRun:
+            return rebalance_run_start(
+                trigger=RunTrigger.MANUAL,
+                actor_label="bench_rebalance",
+                as_of=bench_book.D2,
+                force=True,
+                chunk_size=chunk_size,
+                dispatch=False,
+            )
+
+        worst = self._timed(firm, "worst case, 1 worker", start=forced, workers=1, show=show)
         written = self._rows_written(firm, worst.run.pk)
         worst_more = self._timed(
-            firm,
-            f"worst case, {workers} workers",
-            trigger=RunTrigger.MANUAL,
-            preview=False,
-            as_of=bench_book.D2,
-            force=True,
-            workers=workers,
-            chunk_size=chunk_size,
-            show=show,
+            firm, f"worst case, {workers} workers", start=forced, workers=workers, show=show
         )
         with firm_context(firm), transaction.atomic():
             rows_more = RunPortfolio.objects.filter(run=worst_more.run)
@@ -478,27 +473,17 @@ class Command(BaseCommand):
         firm: Firm,
         label: str,
         *,
-        trigger: str,
-        preview: bool,
-        as_of: dt.date,
-        force: bool,
+        start: Callable[[], RebalanceRun | None],
         workers: int,
-        chunk_size: int,
         show: bool,
     ) -> Timed:
-        """One run, end to end: start it, compute its chunks in workers, until the last
-        chunk has written the run's summary."""
+        """One run, end to end: ``start`` it (``dispatch=False``), compute its chunks in
+        workers, until the last chunk has written the run's summary."""
         started = time.perf_counter()
         with firm_context(firm):
-            run = rebalance_run_start(
-                trigger=trigger,
-                actor_label="bench_rebalance",
-                preview=preview,
-                as_of=as_of,
-                force=force,
-                chunk_size=chunk_size,
-                dispatch=False,
-            )
+            run = start()
+        if run is None:
+            raise CommandError(f"{label}: no run started (nothing to rebalance)")
         start_seconds = time.perf_counter() - started
         chunks = [np.asarray(c, dtype=np.int64) for c in run.chunks]  # type: ignore[attr-defined]
         del run.chunks  # type: ignore[attr-defined]

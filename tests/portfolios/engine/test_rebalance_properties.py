@@ -5,10 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portfolios.engine.rebalance import BookState, OrderStatus, Policy, rebalance
+from portfolios.engine.rebalance import (
+    BookState,
+    OrderStatus,
+    Policy,
+    RebalanceInputError,
+    drift_triggers,
+    rebalance,
+)
 from portfolios.engine.rebalance_bench import bench, random_book
 
 policies = st.builds(
@@ -144,3 +152,46 @@ def test_bench_reports_engine_and_floor():
     assert out["engine_seconds"] > 0
     assert out["floor_seconds"] > 0
     print(out)  # noqa: T201
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_p=st.integers(1, 12),
+    n_a=st.integers(2, 8),
+    policy=policies,
+)
+def test_drift_triggers_is_the_first_step_of_rebalance(
+    seed: int, n_p: int, n_a: int, policy: Policy
+) -> None:
+    # The drift scan decides who is outside the bands with drift_triggers alone; a run
+    # of the same book must agree with it, portfolio by portfolio.
+    book = dataclasses.replace(small_book(seed, n_p, n_a, whole=False), force=np.zeros(n_p, bool))
+    full = rebalance(book, policy)
+    scan = drift_triggers(
+        prices=book.prices,
+        holdings=book.holdings,
+        cash=book.cash,
+        cash_flow=book.cash_flow,
+        target_index=book.target_index,
+        targets=book.targets,
+        policy=policy,
+    )
+    np.testing.assert_array_equal(scan.trigger, full.trigger)
+    np.testing.assert_array_equal(scan.trigger_mask, full.trigger_mask)
+    np.testing.assert_array_equal(scan.out_of_band, full.out_of_band)
+    np.testing.assert_array_equal(scan.drift, full.drift)
+    np.testing.assert_array_equal(scan.nav, full.nav)
+
+
+def test_drift_triggers_names_mismatched_shapes() -> None:
+    with pytest.raises(RebalanceInputError, match="holdings"):
+        drift_triggers(
+            prices=np.ones(3),
+            holdings=np.ones((2, 2)),
+            cash=np.zeros(2),
+            cash_flow=np.zeros(2),
+            target_index=np.zeros(2, np.int64),
+            targets=np.full((1, 3), 1 / 3),
+            policy=Policy(),
+        )
