@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-
 from typing import Any
 
 from django.db.models import F, Lookup, Q
 
 
-class AnyOf(Lookup):  # type: ignore[type-arg]
+class AnyOf(Lookup):
     """``field = ANY(%s)`` with the ids as one array parameter.
 
     The same plan as ``field IN (...)`` (PostgreSQL rewrites IN lists to ``= ANY``),
@@ -20,11 +19,11 @@ class AnyOf(Lookup):  # type: ignore[type-arg]
     lookup_name = "any_of"
     prepare_rhs = False
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         # The array as its text literal: the driver's list adapter is a Python loop.
-        array = "{" + ",".join(str(int(v)) for v in self.rhs) + "}"
-        return f"{lhs} = ANY(%s::bigint[])", [*lhs_params, array]
+        array = "{" + ",".join(map(str, map(int, self.rhs))) + "}"
+        return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, array)
 
 
 def in_ids(field: str, ids: Iterable[int]) -> Q:
@@ -38,9 +37,7 @@ def in_ids(field: str, ids: Iterable[int]) -> Q:
     values = sorted(set(ids))
     if not values:
         return Q(**{f"{field}__in": []})
-    return Q(
-        AnyOf(F(field), values), **{f"{field}__gte": values[0], f"{field}__lte": values[-1]}
-    )
+    return Q(AnyOf(F(field), values), **{f"{field}__gte": values[0], f"{field}__lte": values[-1]})
 
 
 def chunked(ids: Sequence[int], size: int) -> list[list[int]]:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import pandas as pd  # type: ignore[import-untyped]
 from django.db.models import Count, Max, QuerySet
 
+from portfolios.chunking import in_ids
 from portfolios.engine.customise import Customisation
 from portfolios.models_strategy import (
     ClientRestriction,
@@ -119,7 +120,7 @@ def customisations_for_clients(*, client_ids: Iterable[int]) -> dict[int, Custom
     if not ids:
         return {}
     out: dict[int, Customisation] = {}
-    for row in ClientRestriction.objects.filter(client_id__in=ids).only(
+    for row in ClientRestriction.objects.filter(in_ids("client_id", ids)).only(
         "client_id", "excluded_assets", "excluded_tags", "asset_bounds", "class_tilts"
     ):
         customisation = row.as_customisation()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F, Func, Q, TextField, Value
+from django.db.models import F, FloatField, Func, Q, TextField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from compliance.services.audit import AuditEntry, audit_record, audit_record_man
 from portfolios.bulk import (
     COPY_BYTEA_PREFIX,
     COPY_NULL,
+    arrays_fetch,
     copy_escape,
     ids_allocate,
     rows_fetch,
@@ -384,12 +385,24 @@ def _chunk_load(
     col_of_symbol = {a[1]: j for j, a in enumerate(asset_rows)}
     n_assets = len(asset_rows)
     all_ids = [r[0] for r in rows]
-    # Quantities as text: exact for the recorded state, parsed once to floats here.
-    held_rows: list[tuple[int, int, str]] = rows_fetch(
-        Holding.objects.filter(in_ids("portfolio_id", all_ids))
-        .annotate(quantity_text=Cast("quantity", TextField()))
-        .values_list("portfolio_id", "asset_id", "quantity_text")
-    )
+    holdings_of = Holding.objects.filter(in_ids("portfolio_id", all_ids))
+    held_rows: list[tuple[int, int, str]] = []
+    if drift_only:  # floats straight into arrays: drift needs no exact quantities
+        held_pid, held_aid, held_qty = arrays_fetch(
+            holdings_of.annotate(q=Cast("quantity", FloatField())).values_list(
+                "portfolio_id", "asset_id", "q"
+            ),
+            kinds="iif",
+        )
+    else:  # as text: exact for the recorded state, parsed once to floats here
+        held_rows = rows_fetch(
+            holdings_of.annotate(quantity_text=Cast("quantity", TextField())).values_list(
+                "portfolio_id", "asset_id", "quantity_text"
+            )
+        )
+        held_pid = np.fromiter((r[0] for r in held_rows), np.int64, len(held_rows))
+        held_aid = np.fromiter((r[1] for r in held_rows), np.int64, len(held_rows))
+        held_qty = np.fromiter((float(r[2]) for r in held_rows), np.float64, len(held_rows))
     flows: dict[int, Decimal] = defaultdict(Decimal)
     flow_ids: dict[int, list[int]] = defaultdict(list)
     for fid, pid, kind, amount in CashFlow.objects.filter(
@@ -409,6 +422,7 @@ def _chunk_load(
     # Portfolios that cannot be rebalanced are skipped with the reason; the run goes on.
     skipped = _skip_reasons(
         rows=rows,
+        held=(held_pid, held_aid, held_qty),
         held_rows=held_rows,
         flows=flows,
         versions=versions,
@@ -427,14 +441,16 @@ def _chunk_load(
     pids = np.array([r[0] for r in rows], dtype=np.int64)
     index_of = {int(pid): i for i, pid in enumerate(pids)}
     holdings = np.zeros((n, n_assets))
+    # Every held asset of a portfolio still in the chunk has a column (unpriced ones
+    # skipped their portfolio above); rows ascend with the ids, as do the columns.
+    kept = np.isin(held_pid, pids) & (held_qty != 0)
+    holdings[np.searchsorted(pids, held_pid[kept]), np.searchsorted(asset_ids, held_aid[kept])] = (
+        held_qty[kept]
+    )
     held_parts: list[list[str]] = [[] for _ in range(n)]
     for pid, aid, text in held_rows:
-        quantity = float(text)
-        if not quantity or pid in skipped:
-            continue
-        i = index_of[pid]
-        holdings[i, col[aid]] = quantity
-        if not drift_only:
+        i = index_of.get(pid, -1)
+        if i >= 0 and float(text):
             held_parts[i].append(f'"{aid}":"{text}"')
 
     distinct = sorted({target_of[r[0]] for r in rows})
@@ -538,6 +554,7 @@ def _chunk_load(
 def _skip_reasons(
     *,
     rows: list[tuple[Any, ...]],
+    held: tuple[np.ndarray, np.ndarray, np.ndarray],
     held_rows: list[tuple[int, int, str]],
     flows: dict[int, Decimal],
     versions: dict[int, int],
@@ -546,19 +563,27 @@ def _skip_reasons(
     col_of_symbol: dict[str, int],
     price_map: dict[int, list[str]],
 ) -> dict[int, str]:
-    """Why a portfolio cannot be rebalanced in this run, for those that cannot."""
+    """Why a portfolio cannot be rebalanced in this run, for those that cannot.
+    ``held`` is (portfolio, asset, quantity) per holding; ``held_rows`` the same with
+    exact quantities as text, when read (withdrawals are then checked exactly)."""
+    held_pid, held_aid, held_qty = held
     reasons: dict[int, str] = {}
-    unpriced = {aid for _, aid, _ in held_rows if aid not in col}
-    symbols = dict(Asset.objects.filter(pk__in=unpriced).values_list("pk", "symbol"))
+    unpriced = ~np.isin(held_aid, np.fromiter(col, np.int64, len(col)))
+    symbols = dict(
+        Asset.objects.filter(pk__in=set(held_aid[unpriced].tolist())).values_list("pk", "symbol")
+    )
+    for pid, aid in zip(held_pid[unpriced].tolist(), held_aid[unpriced].tolist(), strict=True):
+        reasons.setdefault(pid, f"no usable price for {symbols.get(aid, aid)} (held)")
     # Values only where a withdrawal must be checked against them.
     withdrawing = {pid for pid, flow in flows.items() if flow < 0}
     price_of = {aid: Decimal(price[0]) for aid, price in price_map.items()}
     value: dict[int, Decimal] = defaultdict(Decimal)
-    for pid, aid, qty in held_rows:
-        if aid not in col:
-            reasons.setdefault(pid, f"no usable price for {symbols.get(aid, aid)} (held)")
-        elif pid in withdrawing:
-            value[pid] += Decimal(qty) * price_of[aid]
+    if withdrawing:
+        mine = np.flatnonzero(np.isin(held_pid, list(withdrawing)) & ~unpriced).tolist()
+        for k in mine:
+            pid, aid = int(held_pid[k]), int(held_aid[k])
+            quantity = Decimal(held_rows[k][2]) if held_rows else Decimal(repr(held_qty[k]))
+            value[pid] += quantity * price_of[aid]
     for row in rows:
         pid, strategy_id, cash = row[0], row[3], row[8]
         version = versions.get(strategy_id)

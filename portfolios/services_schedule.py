@@ -30,11 +30,15 @@ from portfolios.services_rebalance import (
     ChunkState,
     _chunk_load,
     _run_inputs,
+    _scope_portfolio_ids,
     engine_policy,
     rebalance_run_start,
 )
 
 THRESHOLD_TRIGGERS = {int(engine.Trigger.BAND), int(engine.Trigger.CASH_FLOOR)}
+# The scan holds only holdings and drift per chunk (no lots, no orders), so its chunks
+# can be larger than a run's: fewer round trips for the same rows.
+SCAN_CHUNK_SIZE = 5 * CHUNK_SIZE
 
 
 def period_start(calendar: str, today: dt.date) -> dt.date:
@@ -88,39 +92,41 @@ def drift_scan(*, as_of: dt.date | None = None) -> list[int]:
     below their cash floor) today. Reads only."""
     firm = require_firm()
     as_of = as_of or timezone.localdate()
-    policies, rows = _effective_policies()
-    ids = sorted(
-        pid
-        for pid, policy_id, _ in rows
-        if policies[policy_id].trigger_mode != TriggerMode.CALENDAR
-    )
-    if not ids:
-        return []
-    probe = RebalanceRun(
-        firm=firm,
-        trigger=RunTrigger.DRIFT_SCAN,
-        prices_as_of=as_of,
-        started_at=timezone.now(),
-        policy_snapshot=_run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk),
-    )
+    with transaction.atomic():
+        # Every open portfolio following a strategy; those under calendar-only policies
+        # are dropped per chunk, where their effective policy is known anyway.
+        ids = _scope_portfolio_ids(portfolio_ids=None, household_ids=None)
+        if not ids:
+            return []
+        probe = RebalanceRun(
+            firm=firm,
+            trigger=RunTrigger.DRIFT_SCAN,
+            prices_as_of=as_of,
+            started_at=timezone.now(),
+            policy_snapshot=_run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk),
+        )
     probe.policy_snapshot["force"] = False
     out: list[int] = []
-    for start in range(0, len(ids), CHUNK_SIZE):
+    for start in range(0, len(ids), SCAN_CHUNK_SIZE):
         with transaction.atomic():
             state = _chunk_load(
-                run=probe, portfolio_ids=ids[start : start + CHUNK_SIZE], drift_only=True
+                run=probe, portfolio_ids=ids[start : start + SCAN_CHUNK_SIZE], drift_only=True
             )
         out.extend(_outside_bands(state, probe.policy_snapshot["policies"]))
     return sorted(out)
 
 
 def _outside_bands(state: ChunkState, policies: dict[str, Any]) -> list[int]:
-    """The chunk's portfolios whose trigger is a band crossed or the cash floor."""
+    """The chunk's portfolios whose trigger is a band crossed or the cash floor (those
+    under a calendar-only policy are never threshold-triggered)."""
     prices = np.array([float(p) for p in state.prices])
     cash = np.array([float(c) for c in state.cash])
     flow = np.array([float(f) for f in state.cash_flow])
     out: list[int] = []
     for policy_id in np.unique(state.policy_ids).tolist():
+        snapshot = policies[str(policy_id)]
+        if snapshot["trigger_mode"] == TriggerMode.CALENDAR:
+            continue
         rows = np.flatnonzero(state.policy_ids == policy_id)
         drift = engine.drift_triggers(
             prices=prices,
@@ -129,7 +135,7 @@ def _outside_bands(state: ChunkState, policies: dict[str, Any]) -> list[int]:
             cash_flow=flow[rows],
             target_index=state.target_index[rows],
             targets=state.targets,
-            policy=engine_policy(policies[str(policy_id)]),
+            policy=engine_policy(snapshot),
         )
         hit = np.isin(drift.trigger, list(THRESHOLD_TRIGGERS))
         out.extend(state.portfolio_ids[rows[hit]].tolist())

@@ -122,9 +122,13 @@ def test_tiny_book_in_place() -> None:
         assert OrderLot.objects.filter(order__run=worst).count() == detail["order_lots"]
         assert AuditEvent.objects.filter(run_id=str(worst.pk)).count() == N + 2
         typical = RebalanceRun.objects.get(pk=runs["typical"])
+        # The typical day is the daily drift scan: a run of only the portfolios it found
+        # outside their bands, every one of which the run then triggers.
         assert typical.trigger == "drift_scan"
-        assert typical.preview
+        assert not typical.preview
         assert typical.portfolios_triggered == round(f["typical_triggered_share"] * N)
+        assert typical.portfolios_total == typical.portfolios_triggered
+        assert RunPortfolio.objects.filter(run=typical).count() == typical.portfolios_total
         # The floor's writes were rolled back: only the four runs of the bench remain.
         assert RebalanceRun.objects.count() == 4
 
