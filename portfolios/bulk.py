@@ -163,7 +163,7 @@ def arrays_fetch(
     """The columns of a ``values_list`` queryset as numpy arrays.
 
     ``kinds`` names each column's type: ``i`` for bigint, ``f`` for double precision
-    (cast in the queryset where the column is narrower). PostgreSQL packs the rows
+    (each column is cast to it). PostgreSQL packs the rows
     into one binary value (``int8send``/``float8send``, aggregated), which numpy reads
     as one buffer, without a Python object per value: for the drift scan, which
     reads every holding of the book. Row-level security applies as for any query of
@@ -174,7 +174,7 @@ def arrays_fetch(
     dtype = np.dtype([(f"c{j}", ">i8" if k == "i" else ">f8") for j, k in enumerate(kinds)])
     names = [f"c{j}" for j in range(len(kinds))]
     packed = " || ".join(
-        f"{'int8send' if k == 'i' else 'float8send'}({name})"
+        f"int8send({name}::bigint)" if k == "i" else f"float8send({name}::float8)"
         for name, k in zip(names, kinds, strict=True)
     )
     data = b""
