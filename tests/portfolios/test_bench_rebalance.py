@@ -65,6 +65,7 @@ def test_tiny_book_in_place() -> None:
     # in the worst case, the same orders whatever the number of workers.
     assert 0 < f["typical_triggered_share"] < 1
     assert 0 < f["typical_orders"] < f["worst_orders"]
+    assert 0 < f["typical_scan_seconds"] < f["typical_seconds"]
     assert f["worst_orders"] >= N
     assert f["worst_orders_2_workers"] == f["worst_orders"]
 
@@ -129,8 +130,11 @@ def test_tiny_book_in_place() -> None:
         assert typical.portfolios_triggered == round(f["typical_triggered_share"] * N)
         assert typical.portfolios_total == typical.portfolios_triggered
         assert RunPortfolio.objects.filter(run=typical).count() == typical.portfolios_total
-        # The floor's writes were rolled back: only the four runs of the bench remain.
-        assert RebalanceRun.objects.count() == 4
+        typical_more = RebalanceRun.objects.get(pk=runs["typical_2_workers"])
+        assert typical_more.portfolios_total == typical.portfolios_total
+        assert typical_more.orders_count == f["typical_orders_2_workers"] == f["typical_orders"]
+        # The floor's writes were rolled back: only the five runs of the bench remain.
+        assert RebalanceRun.objects.count() == 5
 
 
 @pytest.mark.parametrize(
