@@ -1,8 +1,10 @@
 """Scheduled rebalancing: calendar runs when a period turns, and the daily drift scan.
 
 Both run per firm (a Celery beat entry fans out one task per firm). The drift scan
-reads the book chunk by chunk through the same loader and engine as a run, writes
-nothing, and starts a threshold run only for the portfolios outside their bands.
+reads the book chunk by chunk through the same loader as a run, but only what drift
+needs (holdings as arrays, cash, flows, targets; no lots, ledger or recorded state),
+computes the engine's first step (``engine.drift_triggers``), writes nothing, and
+starts a threshold run only for the portfolios outside their bands.
 """
 
 from __future__ import annotations
