@@ -142,9 +142,11 @@ def engine_policy(snapshot: dict[str, Any]) -> engine.Policy:
 # --------------------------------------------------------------------------- start
 
 
-def _scope_portfolio_ids(
+def portfolio_scope_ids(
     *, portfolio_ids: Sequence[int] | None, household_ids: Sequence[int] | None
 ) -> list[int]:
+    """The open portfolios following a strategy among ``portfolio_ids`` and the
+    ``household_ids`` (the whole book when neither is given), ascending."""
     portfolios = Portfolio.objects.filter(status=PortfolioStatus.OPEN, strategy__isnull=False)
     if portfolio_ids is not None:
         portfolios = portfolios.filter(in_ids("pk", portfolio_ids))
@@ -153,7 +155,9 @@ def _scope_portfolio_ids(
     return list(portfolios.order_by("pk").values_list("pk", flat=True))
 
 
-def _run_inputs(*, portfolio_ids: list[int], as_of: dt.date, firm_id: int) -> dict[str, Any]:
+def run_inputs_snapshot(
+    *, portfolio_ids: list[int], as_of: dt.date, firm_id: int
+) -> dict[str, Any]:
     """Policies, target versions and prices the whole run uses, fixed at its start."""
     default = rebalance_policy_default_get(firm=require_firm())
     policies = {p.pk: policy_snapshot(p) for p in RebalancePolicy.objects.all()}
@@ -213,10 +217,10 @@ def rebalance_run_start(
         raise RebalanceError("chunk_size", "must be at least 1")
     as_of = as_of or timezone.localdate()
     with transaction.atomic():
-        ids = _scope_portfolio_ids(portfolio_ids=portfolio_ids, household_ids=household_ids)
+        ids = portfolio_scope_ids(portfolio_ids=portfolio_ids, household_ids=household_ids)
         if portfolio_ids is not None and not ids:
             raise RebalanceError("portfolios", "no open portfolio following a strategy in scope")
-        inputs = _run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk)
+        inputs = run_inputs_snapshot(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk)
         inputs["force"] = trigger == RunTrigger.CALENDAR if force is None else bool(force)
         inputs["compliance"] = rules_snapshot()
         scope: dict[str, Any] = {}
@@ -330,7 +334,7 @@ class ChunkState:
     cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _chunk_load(
+def chunk_state_load(
     *, run: RebalanceRun, portfolio_ids: Sequence[int], drift_only: bool = False
 ) -> ChunkState:
     """A chunk's book. ``drift_only`` (the drift scan) reads what drift and triggers
@@ -850,7 +854,7 @@ def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
         run = RebalanceRun.objects.get(pk=run_id)
         if RunPortfolio.objects.filter(run=run, portfolio_id__in=list(portfolio_ids)).exists():
             return {"skipped": True}
-        state = _chunk_load(run=run, portfolio_ids=portfolio_ids)
+        state = chunk_state_load(run=run, portfolio_ids=portfolio_ids)
         loaded = time.perf_counter()
         result = _run_engine(state, run)
         computed = time.perf_counter()

@@ -30,11 +30,11 @@ from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_rebalance import (
     CHUNK_SIZE,
     ChunkState,
-    _chunk_load,
-    _run_inputs,
-    _scope_portfolio_ids,
+    chunk_state_load,
     engine_policy,
+    portfolio_scope_ids,
     rebalance_run_start,
+    run_inputs_snapshot,
 )
 
 THRESHOLD_TRIGGERS = {int(engine.Trigger.BAND), int(engine.Trigger.CASH_FLOOR)}
@@ -97,7 +97,7 @@ def drift_scan(*, as_of: dt.date | None = None) -> list[int]:
     with transaction.atomic():
         # Every open portfolio following a strategy; those under calendar-only policies
         # are dropped per chunk, where their effective policy is known anyway.
-        ids = _scope_portfolio_ids(portfolio_ids=None, household_ids=None)
+        ids = portfolio_scope_ids(portfolio_ids=None, household_ids=None)
         if not ids:
             return []
         probe = RebalanceRun(
@@ -105,13 +105,13 @@ def drift_scan(*, as_of: dt.date | None = None) -> list[int]:
             trigger=RunTrigger.DRIFT_SCAN,
             prices_as_of=as_of,
             started_at=timezone.now(),
-            policy_snapshot=_run_inputs(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk),
+            policy_snapshot=run_inputs_snapshot(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk),
         )
     probe.policy_snapshot["force"] = False
     out: list[int] = []
     for start in range(0, len(ids), SCAN_CHUNK_SIZE):
         with transaction.atomic():
-            state = _chunk_load(
+            state = chunk_state_load(
                 run=probe, portfolio_ids=ids[start : start + SCAN_CHUNK_SIZE], drift_only=True
             )
         out.extend(_outside_bands(state, probe.policy_snapshot["policies"]))
