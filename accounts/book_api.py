@@ -51,6 +51,7 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import firm_get_by_slug
+from accounts.web import signed_in_user
 from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView, PublicApiView
@@ -250,11 +251,6 @@ class PortfolioFilter(django_filters.FilterSet):
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 def _visible_household(membership: Membership, pk: int) -> Household:
     household = household_list_visible(membership=membership).filter(pk=pk).first()
     if household is None:
@@ -306,7 +302,7 @@ class HouseholdListView(ListModelMixin, FirmScopedGenericAPIView):
     def post(self, request: Request) -> Response:
         data = HouseholdInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor = _user(request)
+        actor = signed_in_user(request)
         household = household_create(actor=actor, **data.validated_data)
         if self.current_membership.role == Role.ADVISOR:
             household_advisor_assign(household=household, advisor=actor, actor=actor)
@@ -340,7 +336,7 @@ class HouseholdDetailView(FirmScopedAPIView):
             raise PermissionDenied("You may not change this household.")
         data = HouseholdInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        household_update(household=household, actor=_user(request), **data.validated_data)
+        household_update(household=household, actor=signed_in_user(request), **data.validated_data)
         return Response(HouseholdDetailSerializer(household).data)
 
 
@@ -371,7 +367,7 @@ class HouseholdAdvisorsView(FirmScopedAPIView):
         if unknown:
             raise ValidationError({"advisor_ids": ["not advisors of this firm: some ids"]})
         current = {u.pk: u for u in household_advisors(household=household)}
-        actor = _user(request)
+        actor = signed_in_user(request)
         for user_id in sorted(set(advisors) - set(current)):
             household_advisor_assign(household=household, advisor=advisors[user_id], actor=actor)
         for user_id in sorted(set(current) - set(advisors)):
@@ -417,7 +413,7 @@ class ClientListView(ListModelMixin, FirmScopedGenericAPIView):
             raise ValidationError({"household_id": ["no such household"]})
         if not household_can_change(membership=membership, household=household):
             raise PermissionDenied("You may not change this household.")
-        client = client_create(household=household, actor=_user(request), **fields)
+        client = client_create(household=household, actor=signed_in_user(request), **fields)
         return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
 
 
@@ -442,7 +438,7 @@ class ClientDetailView(FirmScopedAPIView):
         client = _changeable_client(self.current_membership, pk)
         data = ClientFieldsSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        client_update(client=client, actor=_user(request), **data.validated_data)
+        client_update(client=client, actor=signed_in_user(request), **data.validated_data)
         return Response(ClientSerializer(client).data)
 
 
@@ -465,7 +461,7 @@ class ClientInvitationView(FirmScopedAPIView):
         accept_url = request.build_absolute_uri(f"/invitations/{firm.slug}/") + "{token}/"
         invitation, _token = invitation_create(
             client=client,
-            actor=_user(request),
+            actor=signed_in_user(request),
             email=data.validated_data.get("email"),
             accept_url=accept_url,
         )
@@ -538,7 +534,7 @@ class PortfolioListView(ListModelMixin, FirmScopedGenericAPIView):
             raise ValidationError({"client_id": ["no such client"]})
         if not client_can_change(membership=membership, client=found):
             raise PermissionDenied("You may not change this client's household.")
-        portfolio = portfolio_open(client=found, actor=_user(request), **fields)
+        portfolio = portfolio_open(client=found, actor=signed_in_user(request), **fields)
         return Response(PortfolioSerializer(portfolio).data, status=status.HTTP_201_CREATED)
 
 
@@ -576,5 +572,5 @@ class PortfolioDetailView(FirmScopedAPIView):
             raise PermissionDenied("You may not change this client's household.")
         data = PortfolioUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        portfolio_update(portfolio=portfolio, actor=_user(request), **data.validated_data)
+        portfolio_update(portfolio=portfolio, actor=signed_in_user(request), **data.validated_data)
         return Response(PortfolioSerializer(portfolio).data)

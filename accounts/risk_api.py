@@ -55,6 +55,7 @@ from accounts.risk_services import (
     response_start,
     response_submit,
 )
+from accounts.web import signed_in_user
 from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
@@ -322,11 +323,6 @@ class ProfileFilter(django_filters.FilterSet):
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 def _questionnaire(membership: Membership, pk: int) -> Questionnaire:
     questionnaire = questionnaire_list_visible(membership=membership).filter(pk=pk).first()
     if questionnaire is None:
@@ -379,7 +375,7 @@ class QuestionnaireListView(ListModelMixin, FirmScopedGenericAPIView):
         data = QuestionnaireInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         questionnaire = questionnaire_create_draft(
-            actor=_user(request),
+            actor=signed_in_user(request),
             key=data.validated_data["key"],
             name=data.validated_data["name"],
             questions=_specs(data.validated_data["questions"]),
@@ -417,7 +413,7 @@ class QuestionnaireDetailView(FirmScopedAPIView):
         questions = data.validated_data.get("questions")
         questionnaire = questionnaire_update_draft(
             questionnaire=questionnaire,
-            actor=_user(request),
+            actor=signed_in_user(request),
             name=data.validated_data.get("name"),
             questions=None if questions is None else _specs(questions),
         )
@@ -437,7 +433,9 @@ class QuestionnairePublishView(FirmScopedAPIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         questionnaire = _questionnaire(self.current_membership, pk)
-        questionnaire = questionnaire_publish(questionnaire=questionnaire, actor=_user(request))
+        questionnaire = questionnaire_publish(
+            questionnaire=questionnaire, actor=signed_in_user(request)
+        )
         return Response(QuestionnaireDetailSerializer(questionnaire).data)
 
 
@@ -454,7 +452,7 @@ class QuestionnaireNewVersionView(FirmScopedAPIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         source = _questionnaire(self.current_membership, pk)
-        draft = questionnaire_new_version(source=source, actor=_user(request))
+        draft = questionnaire_new_version(source=source, actor=signed_in_user(request))
         return Response(QuestionnaireDetailSerializer(draft).data, status=status.HTTP_201_CREATED)
 
 
@@ -524,7 +522,9 @@ class ResponseListView(ListModelMixin, FirmScopedGenericAPIView):
         started = QuestionnaireResponse.objects.filter(
             client=client, questionnaire=questionnaire, status="in_progress"
         ).exists()
-        response = response_start(client=client, questionnaire=questionnaire, actor=_user(request))
+        response = response_start(
+            client=client, questionnaire=questionnaire, actor=signed_in_user(request)
+        )
         code = status.HTTP_200_OK if started else status.HTTP_201_CREATED
         return Response(ResponseSerializer(response).data, status=code)
 
@@ -556,7 +556,7 @@ class ResponseDetailView(FirmScopedAPIView):
         data = AnswersInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         response = response_save(
-            response=response, answers=data.validated_data["answers"], actor=_user(request)
+            response=response, answers=data.validated_data["answers"], actor=signed_in_user(request)
         )
         return Response(ResponseSerializer(response).data)
 
@@ -579,7 +579,7 @@ class ResponseSubmitView(FirmScopedAPIView):
         data = SubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         profile = response_submit(
-            response=response, actor=_user(request), answers=data.validated_data["answers"]
+            response=response, actor=signed_in_user(request), answers=data.validated_data["answers"]
         )
         return Response(RiskProfileSerializer(profile).data, status=status.HTTP_201_CREATED)
 
@@ -643,5 +643,5 @@ class FlagResolveView(FirmScopedAPIView):
         data = FlagResolveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         note = data.validated_data["note"]
-        flag = profile_flag_resolve(flag=flag, actor=_user(request), note=note)
+        flag = profile_flag_resolve(flag=flag, actor=signed_in_user(request), note=note)
         return Response(FlagSerializer(flag).data)

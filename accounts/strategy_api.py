@@ -21,7 +21,6 @@ from accounts.models import (
     RiskLevelMapping,
     Role,
     StrategyAssignment,
-    User,
 )
 from accounts.risk_selectors import assignment_list_visible, profile_list_visible
 from accounts.strategy_services import (
@@ -33,6 +32,7 @@ from accounts.strategy_services import (
     strategy_override,
     strategy_override_decide,
 )
+from accounts.web import signed_in_user
 from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
@@ -171,11 +171,6 @@ class DecisionInputSerializer(StrictInputSerializer):
     note = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
 
 
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 class ModelPortfolioListView(ListModelMixin, FirmScopedGenericAPIView):
     """The firm's model portfolios (placeholder strategies); firm admins add them."""
 
@@ -202,7 +197,7 @@ class ModelPortfolioListView(ListModelMixin, FirmScopedGenericAPIView):
         data.is_valid(raise_exception=True)
         if ModelPortfolio.objects.filter(name=data.validated_data["name"]).exists():
             raise ValidationError({"name": ["a model portfolio with this name exists"]})
-        portfolio = model_portfolio_create(actor=_user(request), **data.validated_data)
+        portfolio = model_portfolio_create(actor=signed_in_user(request), **data.validated_data)
         return Response(ModelPortfolioSerializer(portfolio).data, status=status.HTTP_201_CREATED)
 
 
@@ -271,7 +266,7 @@ class RiskMappingView(FirmScopedAPIView):
                     wanted[level] = known[target_id]
         if errors:
             raise ValidationError(errors)
-        risk_mapping_set(actor=_user(request), mapping=wanted)
+        risk_mapping_set(actor=signed_in_user(request), mapping=wanted)
         return Response(MappingRowSerializer(self._rows(), many=True).data)
 
 
@@ -323,7 +318,9 @@ class AssignmentListView(ListModelMixin, FirmScopedGenericAPIView):
                 {"strategy_id": ["send strategy_id or model_portfolio_id, not both"]}
             )
         if portfolio_id is None and strategy_id is None:
-            assignment = strategy_assign_from_profile(profile=profile, actor=_user(request))
+            assignment = strategy_assign_from_profile(
+                profile=profile, actor=signed_in_user(request)
+            )
         elif strategy_id is not None:
             # Firm-scoped: a foreign firm's strategy is refused like a missing one.
             strategy = Strategy.objects.filter(pk=strategy_id).first()
@@ -332,7 +329,7 @@ class AssignmentListView(ListModelMixin, FirmScopedGenericAPIView):
             assignment = strategy_override(
                 profile=profile,
                 strategy=strategy,
-                actor=_user(request),
+                actor=signed_in_user(request),
                 rationale=data.validated_data["rationale"],
             )
         else:
@@ -342,7 +339,7 @@ class AssignmentListView(ListModelMixin, FirmScopedGenericAPIView):
             assignment = strategy_override(
                 profile=profile,
                 model_portfolio=portfolio,
-                actor=_user(request),
+                actor=signed_in_user(request),
                 rationale=data.validated_data["rationale"],
             )
         return Response(AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
@@ -367,6 +364,6 @@ class AssignmentDecisionView(FirmScopedAPIView):
         data = DecisionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         decided = strategy_override_decide(
-            assignment=found, actor=_user(request), **data.validated_data
+            assignment=found, actor=signed_in_user(request), **data.validated_data
         )
         return Response(AssignmentSerializer(decided).data)

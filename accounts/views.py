@@ -59,7 +59,6 @@ from accounts.models import (
     RiskProfile,
     Role,
     StrategyAssignment,
-    User,
 )
 from accounts.pages import (
     ASSET_CLASS_WORDS,
@@ -100,6 +99,7 @@ from accounts.strategy_services import (
     strategy_override_decide,
 )
 from accounts.tenancy.context import firm_context
+from accounts.web import signed_in_user
 from advisor.middleware import SESSION_FIRM_KEY
 from portfolios.models import PortfolioType
 from portfolios.models_strategy import Strategy
@@ -114,11 +114,6 @@ def _membership(request: HttpRequest, roles: frozenset[str]) -> Membership:
     if membership is None or membership.role not in roles:
         raise Http404("No such page.")
     return membership
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _errors(exc: ValidationError) -> list[str]:
@@ -185,7 +180,7 @@ def questionnaire_steps(questionnaire: Questionnaire) -> list[Step]:
 
 def _investor_client(request: HttpRequest) -> Client:
     _membership(request, frozenset({Role.INVESTOR}))
-    client = client_for_user(user=_user(request))
+    client = client_for_user(user=signed_in_user(request))
     if client is None:
         raise Http404("Your firm has not opened a client record for you yet.")
     return client
@@ -222,9 +217,12 @@ def questionnaire(request: HttpRequest) -> HttpResponse:
             if request.POST.get(f"q_{q.code}")
         }
         if response is None:
-            response = response_start(client=client, questionnaire=current, actor=_user(request))
+            response = response_start(
+                client=client, questionnaire=current, actor=signed_in_user(request)
+            )
         saved = _attempt(
-            request, lambda: response_save(response=response, answers=given, actor=_user(request))
+            request,
+            lambda: response_save(response=response, answers=given, actor=signed_in_user(request)),
         )
         if saved is not None:
             answers = dict(saved.answers)
@@ -238,7 +236,7 @@ def questionnaire(request: HttpRequest) -> HttpResponse:
                 return redirect(f"{reverse('accounts:questionnaire')}?step={index + 1}")
             if not missing and action == "submit":
                 profile = _attempt(
-                    request, lambda: response_submit(response=saved, actor=_user(request))
+                    request, lambda: response_submit(response=saved, actor=signed_in_user(request))
                 )
                 if profile is not None:
                     return redirect("accounts:risk_profile")
@@ -334,7 +332,7 @@ def _date(raw: str) -> dt.date | None:
 def client_new(request: HttpRequest) -> HttpResponse:
     """Add a client to one of your households, or to a new household."""
     membership = _membership(request, WRITERS)
-    actor = _user(request)
+    actor = signed_in_user(request)
     post = request.POST
 
     def create() -> Client:
@@ -381,7 +379,7 @@ def portfolio_new(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         lambda: portfolio_open(
             client=client,
-            actor=_user(request),
+            actor=signed_in_user(request),
             number=post.get("number", ""),
             account_type=post.get("account_type", ""),
             discretionary=post.get("discretionary") == "on",
@@ -403,7 +401,7 @@ def household_advisors_set(request: HttpRequest, pk: int) -> HttpResponse:
     advisors = {m.user_id: m.user for m in _firm_advisors()}
     wanted = {int(v) for v in request.POST.getlist("advisor") if v.isdigit()} & set(advisors)
     current = {u.pk: u for u in household_advisors(household=household)}
-    actor = _user(request)
+    actor = signed_in_user(request)
 
     def apply() -> bool:
         for user_id in sorted(wanted - set(current)):
@@ -469,7 +467,9 @@ def flag_resolve(request: HttpRequest, pk: int, flag_id: int) -> HttpResponse:
     if flag is None:
         raise Http404("No such flag.")
     note = request.POST.get("note", "")
-    if _attempt(request, lambda: profile_flag_resolve(flag=flag, actor=_user(request), note=note)):
+    if _attempt(
+        request, lambda: profile_flag_resolve(flag=flag, actor=signed_in_user(request), note=note)
+    ):
         messages.success(request, "Flag resolved.")
     return redirect("accounts:client_detail", pk=client.pk)
 
@@ -483,7 +483,9 @@ def client_invite(request: HttpRequest, pk: int) -> HttpResponse:
     accept_url = request.build_absolute_uri(f"/invitations/{firm.slug}/") + "{token}/"
     done = _attempt(
         request,
-        lambda: invitation_create(client=client, actor=_user(request), accept_url=accept_url),
+        lambda: invitation_create(
+            client=client, actor=signed_in_user(request), accept_url=accept_url
+        ),
     )
     if done is not None:
         messages.success(request, f"Invitation sent to {done[0].email}.")
@@ -498,7 +500,7 @@ def strategy_set(request: HttpRequest, pk: int) -> HttpResponse:
     if profile is None:
         messages.error(request, "The client has no current risk profile.")
         return redirect("accounts:client_detail", pk=client.pk)
-    actor = _user(request)
+    actor = signed_in_user(request)
     if request.POST.get("action") == "override":
         # "strategy:<id>" or "model_portfolio:<id>" (a bare id: a model portfolio, as before).
         raw = request.POST.get("target") or f"model_portfolio:{request.POST.get('model_portfolio')}"
@@ -542,7 +544,7 @@ def assignment_decide(request: HttpRequest, pk: int, assignment_id: int) -> Http
     done = _attempt(
         request,
         lambda: strategy_override_decide(
-            assignment=assignment, actor=_user(request), approve=approve, note=note
+            assignment=assignment, actor=signed_in_user(request), approve=approve, note=note
         ),
     )
     if done is not None:
@@ -578,12 +580,13 @@ def questionnaire_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "install":
-            _attempt(request, lambda: questionnaire_install_default(actor=_user(request)))
+            _attempt(request, lambda: questionnaire_install_default(actor=signed_in_user(request)))
         elif action == "new_version":
             source = Questionnaire.objects.filter(pk=request.POST.get("source") or 0).first()
             if source is not None:
                 draft = _attempt(
-                    request, lambda: questionnaire_new_version(source=source, actor=_user(request))
+                    request,
+                    lambda: questionnaire_new_version(source=source, actor=signed_in_user(request)),
                 )
                 if draft is not None:
                     return redirect("accounts:questionnaire_edit", pk=draft.pk)
@@ -602,7 +605,8 @@ def questionnaire_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("action") == "publish":
             if _attempt(
-                request, lambda: questionnaire_publish(questionnaire=found, actor=_user(request))
+                request,
+                lambda: questionnaire_publish(questionnaire=found, actor=signed_in_user(request)),
             ):
                 messages.success(request, f"Version {found.version} is published.")
         else:
@@ -611,7 +615,7 @@ def questionnaire_edit(request: HttpRequest, pk: int) -> HttpResponse:
             if specs is not None and _attempt(
                 request,
                 lambda: questionnaire_update_draft(
-                    questionnaire=found, actor=_user(request), name=name, questions=specs
+                    questionnaire=found, actor=signed_in_user(request), name=name, questions=specs
                 ),
             ):
                 messages.success(request, "Draft saved.")
@@ -688,7 +692,9 @@ def strategy_mapping(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "install":
-            _attempt(request, lambda: model_portfolios_install_default(actor=_user(request)))
+            _attempt(
+                request, lambda: model_portfolios_install_default(actor=signed_in_user(request))
+            )
         elif action == "new_portfolio":
             created = _attempt(request, lambda: _model_portfolio_from_form(request))
             if created is not None:
@@ -701,7 +707,9 @@ def strategy_mapping(request: HttpRequest) -> HttpResponse:
                 target = target_from_value(raw if ":" in raw else f"model_portfolio:{raw}")
                 if target is not None:
                     wanted[level] = target
-            if _attempt(request, lambda: risk_mapping_set(actor=_user(request), mapping=wanted)):
+            if _attempt(
+                request, lambda: risk_mapping_set(actor=signed_in_user(request), mapping=wanted)
+            ):
                 messages.success(request, "Mapping saved.")
         return redirect("accounts:strategy_mapping")
     mapping = {m.risk_level: m for m in RiskLevelMapping.objects.all()}
@@ -745,7 +753,7 @@ def _model_portfolio_from_form(request: HttpRequest) -> ModelPortfolio:
     if not (low.isdigit() and high.isdigit()):
         raise ValidationError({"min_risk_level": ["choose the band of risk levels"]})
     return model_portfolio_create(
-        actor=_user(request),
+        actor=signed_in_user(request),
         name=name,
         weights=weights,
         min_risk_level=int(low),

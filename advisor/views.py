@@ -20,9 +20,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.models import Firm, Membership, Role, User
+from accounts.models import Firm, Membership, Role
 from accounts.selectors import FirmNotAllowed, membership_resolve
 from accounts.tenancy.context import firm_context
+from accounts.web import signed_in_user
 from advisor.dashboards import audit_chain_status, home_figures_for_role
 from advisor.middleware import SESSION_FIRM_KEY
 from compliance.services import audit_record
@@ -30,12 +31,6 @@ from compliance.services import audit_record
 security_log = logging.getLogger("advisor.security")
 
 CHAIN_STATUS_ROLES = frozenset({Role.COMPLIANCE, Role.FIRM_ADMIN})
-
-
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # behind login_required
-    return user
 
 
 def _firm(request: HttpRequest) -> Firm | None:
@@ -94,7 +89,7 @@ def firm_choose(request: HttpRequest) -> HttpResponse:
 @require_POST
 def firm_switch(request: HttpRequest) -> HttpResponse:
     """Make one of the user's own firms the active one; any other slug is a 404."""
-    user = _user(request)
+    user = signed_in_user(request)
     slug = request.POST.get("slug", "").strip()
     try:
         if not slug:

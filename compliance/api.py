@@ -19,7 +19,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import STAFF_ROLES, Role, User
+from accounts.models import STAFF_ROLES, Role
+from accounts.web import signed_in_user
 from advisor.api.permissions import HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView
@@ -96,11 +97,6 @@ class RunPortfolioDecisionSerializer(serializers.Serializer):  # type: ignore[ty
     status = serializers.CharField()
 
 
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 def _rule_body(rule: ComplianceRule) -> dict[str, Any]:
     version = rule.current_version
     assert version is not None
@@ -154,7 +150,7 @@ class RuleListView(FirmScopedAPIView):
         rule = _service(
             compliance_rule_create,
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             **data.validated_data,
         )
         return Response(_rule_body(_rule(rule.pk)), status=status.HTTP_201_CREATED)
@@ -184,7 +180,7 @@ class RuleDetailView(FirmScopedAPIView):
         _service(
             compliance_rule_update,
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             rule=rule,
             **data.validated_data,
         )
@@ -258,7 +254,7 @@ class _DecisionView(FirmScopedAPIView):
         done = _service(
             type(self).service,
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             run_portfolio=rp,
             reason=data.validated_data["reason"],
         )

@@ -27,7 +27,8 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Firm, Membership, Role, User
+from accounts.models import Firm, Membership, Role
+from accounts.web import signed_in_user
 from compliance.api_audit import audit_export_response
 from compliance.exports import csv_stream_response
 from compliance.models import AuditEvent
@@ -62,12 +63,6 @@ def _membership(request: HttpRequest, roles: frozenset[str] = READERS) -> Member
 
 def _firm(request: HttpRequest) -> Firm:
     return _membership(request).firm
-
-
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # behind login_required
-    return user
 
 
 @login_required
@@ -139,7 +134,7 @@ def audit_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def chain_verify(request: HttpRequest) -> HttpResponse:
     """Run a chain check now (compliance officers); the home page shows its result."""
     membership = _membership(request, frozenset({Role.COMPLIANCE}))
-    verification = audit_chain_verification_run(firm=membership.firm, actor=_user(request))
+    verification = audit_chain_verification_run(firm=membership.firm, actor=signed_in_user(request))
     if verification.ok:
         messages.success(request, f"Chain intact: {verification.events_checked} events verified.")
     else:

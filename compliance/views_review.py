@@ -21,7 +21,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Membership, Role, User
+from accounts.models import Membership, Role
+from accounts.web import signed_in_user
 from compliance.models import ComplianceRule, ComplianceRuleVersion
 from compliance.rules import RULE_KINDS, RuleParamError
 from compliance.rules.params import DEFAULT_SEVERITY, rule_param_names
@@ -47,12 +48,6 @@ def _membership(request: HttpRequest) -> Membership:
     if not isinstance(membership, Membership) or membership.role not in READERS:
         raise PermissionDenied
     return membership
-
-
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # behind login_required
-    return user
 
 
 # --- review queue ------------------------------------------------------------------------
@@ -102,7 +97,7 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         decide(
             firm=membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             run_portfolio=run_portfolio,
             reason=request.POST.get("reason", ""),
         )
@@ -215,7 +210,7 @@ def rule_new(request: HttpRequest) -> HttpResponse:
             parsed = _parsed(values)
             rule = compliance_rule_create(
                 firm=membership.firm,
-                actor=_user(request),
+                actor=signed_in_user(request),
                 name=values["name"],
                 kind=values["kind"],
                 **parsed,
@@ -262,7 +257,7 @@ def rule_detail(request: HttpRequest, pk: int) -> HttpResponse:
             parsed = _parsed(values)
             compliance_rule_update(
                 firm=membership.firm,
-                actor=_user(request),
+                actor=signed_in_user(request),
                 rule=rule,
                 active=values["active"],
                 **parsed,

@@ -21,7 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.book_selectors import client_can_change, portfolio_list_visible
-from accounts.models import Client, Membership, Role, User
+from accounts.models import Client, Membership, Role
+from accounts.web import signed_in_user
 from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
@@ -223,11 +224,6 @@ class DriftMatrixSerializer(serializers.Serializer):  # type: ignore[type-arg]
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 def _visible_portfolio(membership: Membership, pk: int) -> Portfolio:
     found = portfolio_list_visible(membership=membership).filter(pk=pk).first()
     if found is None:
@@ -288,7 +284,7 @@ class PolicyListView(ListModelMixin, FirmScopedGenericAPIView):
         data = PolicyInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         policy = rebalance_policy_create(
-            firm=self.current_membership.firm, actor=_user(request), **data.validated_data
+            firm=self.current_membership.firm, actor=signed_in_user(request), **data.validated_data
         )
         return Response(PolicySerializer(policy).data, status=status.HTTP_201_CREATED)
 
@@ -314,7 +310,7 @@ class PolicyDetailView(FirmScopedAPIView):
         data.is_valid(raise_exception=True)
         updated = rebalance_policy_update(
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             policy=policy,
             **data.validated_data,
         )
@@ -323,7 +319,7 @@ class PolicyDetailView(FirmScopedAPIView):
     @extend_schema(operation_id="policies_delete", tags=TAGS, responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         rebalance_policy_delete(
-            firm=self.current_membership.firm, actor=_user(request), policy=_policy(pk)
+            firm=self.current_membership.firm, actor=signed_in_user(request), policy=_policy(pk)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -347,7 +343,7 @@ class StrategyPolicyView(FirmScopedAPIView):
         data.is_valid(raise_exception=True)
         strategy_policy_set(
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             strategy=strategy,
             policy=_policy_ref(data.validated_data["policy_id"]),
         )
@@ -371,7 +367,7 @@ class PortfolioPolicyView(FirmScopedAPIView):
         data.is_valid(raise_exception=True)
         portfolio_policy_set(
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             portfolio=portfolio,
             policy=_policy_ref(data.validated_data["policy_id"]),
         )
@@ -401,7 +397,7 @@ class PortfolioStrategyView(FirmScopedAPIView):
                 raise ValidationError({"strategy_id": ["no such strategy"]})
         portfolio_strategy_set(
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             portfolio=portfolio,
             strategy=strategy,
         )
@@ -471,7 +467,7 @@ class PortfolioCashFlowListView(ListModelMixin, FirmScopedGenericAPIView):
         data.is_valid(raise_exception=True)
         flow = cash_flow_request(
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             portfolio=portfolio,
             **data.validated_data,
         )
@@ -498,7 +494,7 @@ class CashFlowCancelView(FirmScopedAPIView):
         data.is_valid(raise_exception=True)
         cancelled = cash_flow_cancel(
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             cash_flow=flow,
             note=data.validated_data["note"],
         )

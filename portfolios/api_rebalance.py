@@ -37,8 +37,9 @@ from accounts.book_selectors import (
     household_list_visible,
     portfolio_list_visible,
 )
-from accounts.models import Membership, Role, User
+from accounts.models import Membership, Role
 from accounts.tenancy import firm_context
+from accounts.web import signed_in_user
 from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import ErrorResponseSerializer, StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
@@ -270,11 +271,6 @@ class CsvRenderer(BaseRenderer):
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 def _run(membership: Membership, pk: int) -> RebalanceRun:
     run = run_get_visible(membership=membership, run_id=pk) if pk < 2**63 else None
     if run is None:
@@ -372,7 +368,7 @@ class RunListView(ListModelMixin, FirmScopedGenericAPIView):
         try:
             run = rebalance_run_start(
                 trigger=RunTrigger.MANUAL,
-                actor=_user(request),
+                actor=signed_in_user(request),
                 preview=fields["preview"],
                 portfolio_ids=portfolio_ids,
                 household_ids=household_ids,
@@ -415,7 +411,7 @@ class RunApproveView(FirmScopedAPIView):
         _require_whole_run(membership, run)
         try:
             count = rebalance_run_approve(
-                run=run, actor=_user(request), note=data.validated_data["note"]
+                run=run, actor=signed_in_user(request), note=data.validated_data["note"]
             )
         except RebalanceError as exc:
             raise _service_error(exc) from exc
@@ -441,7 +437,7 @@ class RunRejectView(FirmScopedAPIView):
         _require_whole_run(membership, run)
         try:
             count = rebalance_run_reject(
-                run=run, actor=_user(request), note=data.validated_data["note"]
+                run=run, actor=signed_in_user(request), note=data.validated_data["note"]
             )
         except RebalanceError as exc:
             raise _service_error(exc) from exc
@@ -512,7 +508,7 @@ class _RunPortfolioDecideView(FirmScopedAPIView):
         try:
             row = run_portfolio_decide(
                 run_portfolio=row,
-                actor=_user(request),
+                actor=signed_in_user(request),
                 approve=self.approve,
                 note=data.validated_data["note"],
             )

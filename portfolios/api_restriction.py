@@ -19,7 +19,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.book_api import BOOK_WRITERS, _changeable_client, _user, _visible_client
+from accounts.book_api import BOOK_WRITERS, _changeable_client, _visible_client
+from accounts.web import signed_in_user
 from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView
@@ -139,7 +140,7 @@ class ClientRestrictionView(FirmScopedAPIView):
         data.is_valid(raise_exception=True)
         row = client_restriction_set(
             firm=self.current_membership.firm,
-            actor=_user(request),
+            actor=signed_in_user(request),
             client=client,
             data=data.validated_data,
         )
@@ -149,7 +150,7 @@ class ClientRestrictionView(FirmScopedAPIView):
     def delete(self, request: Request, pk: int) -> Response:
         client = _changeable_client(self.current_membership, pk)
         client_restriction_clear(
-            firm=self.current_membership.firm, actor=_user(request), client=client
+            firm=self.current_membership.firm, actor=signed_in_user(request), client=client
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -175,7 +176,7 @@ class ClientRestrictionPreviewView(FirmScopedAPIView):
         strategy = strategy_get(strategy_id=int(raw))
         if strategy is None:
             raise NotFound("No such strategy.")
-        actor = _user(request)
+        actor = signed_in_user(request)
         body = client_restriction_preview(client=client, strategy=strategy, actor=actor)
         return Response(PreviewSerializer(body).data)
 

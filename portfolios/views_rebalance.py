@@ -34,8 +34,9 @@ from accounts.book_selectors import (
     household_list_visible,
     portfolio_list_visible,
 )
-from accounts.models import Membership, Role, User
+from accounts.models import Membership, Role
 from accounts.tenancy import firm_context
+from accounts.web import signed_in_user
 from portfolios.charts import allocation_svg
 from portfolios.models_rebalance import (
     Order,
@@ -81,11 +82,6 @@ def _membership(request: HttpRequest, roles: frozenset[str]) -> Membership:
     if not isinstance(membership, Membership) or membership.role not in roles:
         raise PermissionDenied
     return membership
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _run(membership: Membership, pk: int) -> RebalanceRun:
@@ -181,7 +177,7 @@ def rebalance_run_new(request: HttpRequest) -> HttpResponse:
     try:
         run = rebalance_run_start(
             trigger=RunTrigger.MANUAL,
-            actor=_user(request),
+            actor=signed_in_user(request),
             preview=preview,
             portfolio_ids=portfolio_ids,
             household_ids=household_ids,
@@ -256,10 +252,10 @@ def rebalance_run_decide(request: HttpRequest, pk: int, decision: str) -> HttpRe
     note = request.POST.get("note", "").strip()
     try:
         if decision == "approve":
-            count = rebalance_run_approve(run=run, actor=_user(request), note=note)
+            count = rebalance_run_approve(run=run, actor=signed_in_user(request), note=note)
             messages.success(request, f"Approved: {count} portfolio(s) sent for execution.")
         else:
-            count = rebalance_run_reject(run=run, actor=_user(request), note=note)
+            count = rebalance_run_reject(run=run, actor=signed_in_user(request), note=note)
             messages.success(request, f"Rejected: {count} proposal(s) will not trade.")
     except RebalanceError as exc:
         messages.error(request, f"{exc.field}: {exc.message}")
@@ -300,7 +296,7 @@ def rebalance_run_portfolio_decide(
     try:
         run_portfolio_decide(
             run_portfolio=row,
-            actor=_user(request),
+            actor=signed_in_user(request),
             approve=decision == "approve",
             note=request.POST.get("note", "").strip(),
         )
@@ -384,7 +380,7 @@ def my_portfolio(request: HttpRequest) -> HttpResponse:
     if not isinstance(membership, Membership):
         raise PermissionDenied
     portfolios = []
-    own = portfolio_list_visible(membership=membership).filter(client__user=_user(request))
+    own = portfolio_list_visible(membership=membership).filter(client__user=signed_in_user(request))
     for portfolio in own:
         rows, nav = portfolio_allocation(portfolio=portfolio)
         trades = portfolio_trades(membership=membership, portfolio_id=portfolio.pk)

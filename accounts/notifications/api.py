@@ -15,7 +15,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import Role, User
+from accounts.models import Role
 from accounts.models_notifications import Delivery, DeliveryStatus, Notification, WebhookEndpoint
 from accounts.notifications.services import (
     notification_archive,
@@ -26,14 +26,10 @@ from accounts.notifications.services import (
     webhook_endpoint_delete,
     webhook_endpoint_update,
 )
+from accounts.web import signed_in_user
 from advisor.api.permissions import HasRole
 from advisor.api.serializers import StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _refused(exc: DjangoValidationError) -> ValidationError:
@@ -64,7 +60,7 @@ class InboxListView(ListModelMixin, FirmScopedGenericAPIView):
     def get_queryset(self) -> QuerySet[Notification]:
         if getattr(self, "swagger_fake_view", False):
             return QuerySet(model=Notification).none()
-        qs = Notification.objects.filter(recipient=_user(self.request), in_inbox=True)
+        qs = Notification.objects.filter(recipient=signed_in_user(self.request), in_inbox=True)
         archived = self.request.query_params.get("archived") in ("1", "true")
         return qs.filter(archived_at__isnull=not archived).order_by("-created_at", "-id")
 
@@ -73,7 +69,9 @@ class InboxListView(ListModelMixin, FirmScopedGenericAPIView):
 
 
 def _own(request: Request, pk: int) -> Notification:
-    found = Notification.objects.filter(pk=pk, recipient=_user(request), in_inbox=True).first()
+    found = Notification.objects.filter(
+        pk=pk, recipient=signed_in_user(request), in_inbox=True
+    ).first()
     if found is None:
         raise NotFound()
     return found
@@ -89,7 +87,7 @@ class InboxReadView(FirmScopedAPIView):
         responses={200: NotificationSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
-        n = notification_mark_read(notification=_own(request, pk), actor=_user(request))
+        n = notification_mark_read(notification=_own(request, pk), actor=signed_in_user(request))
         return Response(NotificationSerializer(n).data)
 
 
@@ -103,7 +101,7 @@ class InboxArchiveView(FirmScopedAPIView):
         responses={200: NotificationSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
-        n = notification_archive(notification=_own(request, pk), actor=_user(request))
+        n = notification_archive(notification=_own(request, pk), actor=signed_in_user(request))
         return Response(NotificationSerializer(n).data)
 
 
@@ -132,7 +130,7 @@ class PreferencesView(FirmScopedAPIView):
         responses={200: PreferenceSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        return Response(notification_preferences_get(user=_user(request)))
+        return Response(notification_preferences_get(user=signed_in_user(request)))
 
     @extend_schema(
         operation_id="notification_preference_set",
@@ -144,10 +142,10 @@ class PreferencesView(FirmScopedAPIView):
         data = PreferenceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            notification_preference_set(user=_user(request), **data.validated_data)
+            notification_preference_set(user=signed_in_user(request), **data.validated_data)
         except DjangoValidationError as exc:
             raise _refused(exc) from exc
-        return Response(notification_preferences_get(user=_user(request)))
+        return Response(notification_preferences_get(user=signed_in_user(request)))
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -211,7 +209,7 @@ class WebhookEndpointListView(FirmScopedAPIView):
         data = WebhookEndpointInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            ep = webhook_endpoint_create(actor=_user(request), **data.validated_data)
+            ep = webhook_endpoint_create(actor=signed_in_user(request), **data.validated_data)
         except DjangoValidationError as exc:
             raise _refused(exc) from exc
         body = dict(WebhookEndpointSerializer(ep).data)
@@ -247,7 +245,9 @@ class WebhookEndpointDetailView(FirmScopedAPIView):
         data = WebhookEndpointPatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            ep = webhook_endpoint_update(endpoint=ep, actor=_user(request), **data.validated_data)
+            ep = webhook_endpoint_update(
+                endpoint=ep, actor=signed_in_user(request), **data.validated_data
+            )
         except DjangoValidationError as exc:
             raise _refused(exc) from exc
         return Response(WebhookEndpointSerializer(ep).data)
@@ -258,7 +258,7 @@ class WebhookEndpointDetailView(FirmScopedAPIView):
         responses={204: OpenApiResponse(description="Deactivated.")},
     )
     def delete(self, request: Request, pk: int) -> Response:
-        webhook_endpoint_delete(endpoint=self._get(pk), actor=_user(request))
+        webhook_endpoint_delete(endpoint=self._get(pk), actor=signed_in_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import Membership, Role, User
+from accounts.models import Membership, Role
 from accounts.models_notifications import Channel, Delivery, DeliveryStatus, Notification
 from accounts.notifications.events import CHANNELS
 from accounts.notifications.services import (
@@ -21,6 +21,7 @@ from accounts.notifications.services import (
     notification_preference_set,
     notification_preferences_get,
 )
+from accounts.web import signed_in_user
 
 
 def _member(request: HttpRequest) -> Membership:
@@ -30,23 +31,18 @@ def _member(request: HttpRequest) -> Membership:
     return membership
 
 
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     _member(request)
     archived = request.GET.get("archived") == "1"
     rows = Notification.objects.filter(
-        recipient=_user(request), in_inbox=True, archived_at__isnull=not archived
+        recipient=signed_in_user(request), in_inbox=True, archived_at__isnull=not archived
     ).order_by("-created_at", "-id")[:200]
     return render(request, "notifications/inbox.html", {"rows": list(rows), "archived": archived})
 
 
 def _get(request: HttpRequest, pk: int) -> Notification:
-    n = Notification.objects.filter(pk=pk, recipient=_user(request), in_inbox=True).first()
+    n = Notification.objects.filter(pk=pk, recipient=signed_in_user(request), in_inbox=True).first()
     if n is None:
         raise Http404("No such message.")
     return n
@@ -55,7 +51,7 @@ def _get(request: HttpRequest, pk: int) -> Notification:
 @login_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     _member(request)
-    n = notification_mark_read(notification=_get(request, pk), actor=_user(request))
+    n = notification_mark_read(notification=_get(request, pk), actor=signed_in_user(request))
     return render(request, "notifications/detail.html", {"n": n})
 
 
@@ -63,7 +59,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def archive(request: HttpRequest, pk: int) -> HttpResponse:
     _member(request)
-    notification_archive(notification=_get(request, pk), actor=_user(request))
+    notification_archive(notification=_get(request, pk), actor=signed_in_user(request))
     return redirect("notifications:inbox")
 
 
@@ -73,7 +69,10 @@ def badge(request: HttpRequest) -> HttpResponse:
     if getattr(request, "membership", None) is None:
         return HttpResponse("")
     unread = Notification.objects.filter(
-        recipient=_user(request), in_inbox=True, read_at__isnull=True, archived_at__isnull=True
+        recipient=signed_in_user(request),
+        in_inbox=True,
+        read_at__isnull=True,
+        archived_at__isnull=True,
     ).count()
     return render(request, "notifications/_badge.html", {"unread": unread})
 
@@ -97,7 +96,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
     are shown locked (in the app and by email, immediately). A POST saves the event types
     whose choice changed; a refused choice is shown naming the event type."""
     membership = _member(request)
-    user = _user(request)
+    user = signed_in_user(request)
     audience = _audience_of(membership.role)
     rows = [r for r in notification_preferences_get(user=user) if r["audience"] in audience]
     errors: dict[str, list[str]] = {}
