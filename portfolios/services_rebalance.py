@@ -78,6 +78,7 @@ from portfolios.services_strategy import (
 )
 
 CHUNK_SIZE = 2000
+NO_FLOW = Decimal("0.00")
 EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 CENT = Decimal("0.01")
 WHOLE_UNIT_STEP = Decimal(1)
@@ -522,7 +523,7 @@ def chunk_state_load(
         discretionary=np.array([r[6] for r in rows], dtype=bool),
         taxable=taxable,
         cash=[r[8] for r in rows],
-        cash_flow=[flows.get(r[0], Decimal("0.00")) for r in rows],
+        cash_flow=[flows.get(r[0], NO_FLOW) for r in rows],
         flow_ids=[flow_ids.get(r[0], []) for r in rows],
         asset_ids=asset_ids,
         symbols=[a[1] for a in asset_rows],
@@ -588,6 +589,7 @@ def _skip_reasons(
             pid, aid = int(held_pid[k]), int(held_aid[k])
             quantity = Decimal(held_rows[k][2]) if held_rows else Decimal(repr(held_qty[k]))
             value[pid] += quantity * price_of[aid]
+    missing_of: dict[int, list[str]] = {}  # target symbols without a price, per version
     for row in rows:
         pid, strategy_id, cash = row[0], row[3], row[8]
         version = versions.get(strategy_id)
@@ -596,7 +598,9 @@ def _skip_reasons(
         if version is None or version not in weights_of:
             reasons[pid] = "its strategy has no model version"
             continue
-        missing = sorted(s for s in weights_of[version] if s not in col_of_symbol)
+        if version not in missing_of:
+            missing_of[version] = sorted(s for s in weights_of[version] if s not in col_of_symbol)
+        missing = missing_of[version]
         if missing:
             reasons[pid] = f"no usable price for {', '.join(missing)} (target)"
             continue
