@@ -329,11 +329,17 @@ def test_portfolios_that_cannot_be_rebalanced_are_skipped_with_reasons(book):
         CashFlow.objects.create(
             firm=world.firm, portfolio=poor, kind=CashFlowKind.WITHDRAWAL, amount=Decimal("500")
         )
+        # Two portfolios whose target holds the unpriced asset, while they do not.
+        targets_zzz = strategy_make(world.firm, "With ZZZ", {"AAA": "0.5", "ZZZ": "0.5"})
+        aiming = [
+            portfolio_make(world.firm, strategy=targets_zzz, holdings={"AAA": "3"}, cash="9")
+            for _ in range(2)
+        ]
         assert Asset.objects.filter(symbol="ZZZ").exists()
         run = rebalance_run_start(trigger="manual", preview=True, as_of=AS_OF)
         run.refresh_from_db()
         assert run.status == RunStatus.PREVIEW
-        assert run.portfolios_skipped == 3
+        assert run.portfolios_skipped == 5
         reasons = dict(
             RunPortfolio.objects.filter(run=run, status="skipped").values_list(
                 "portfolio_id", "skip_reason"
@@ -342,12 +348,14 @@ def test_portfolios_that_cannot_be_rebalanced_are_skipped_with_reasons(book):
         assert reasons[unpriced.pk] == "no usable price for ZZZ (held)"
         assert reasons[versionless.pk] == "its strategy has no model version"
         assert reasons[poor.pk] == "withdrawal of 500.00 exceeds the portfolio's value of 105.00"
+        for portfolio in aiming:
+            assert reasons[portfolio.pk] == "no usable price for ZZZ (target)"
         assert RunPortfolio.objects.get(run=run, portfolio=good).status == "proposed"
         assert (
             AuditEvent.objects.filter(
                 action="rebalance.portfolio_skipped", run_id=str(run.pk)
             ).count()
-            == 3
+            == 5
         )
 
 
