@@ -587,7 +587,7 @@ def _skip_reasons(
         mine = np.flatnonzero(np.isin(held_pid, list(withdrawing)) & ~unpriced).tolist()
         for k in mine:
             pid, aid = int(held_pid[k]), int(held_aid[k])
-            quantity = Decimal(held_rows[k][2]) if held_rows else Decimal(repr(held_qty[k]))
+            quantity = Decimal(held_rows[k][2]) if held_rows else Decimal(repr(float(held_qty[k])))
             value[pid] += quantity * price_of[aid]
     missing_of: dict[int, list[str]] = {}  # target symbols without a price, per version
     for row in rows:

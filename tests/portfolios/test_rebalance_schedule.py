@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from accounts.tenancy.context import firm_context
 from portfolios import bench_book, services_schedule
-from portfolios.models import RebalancePolicy, RunPortfolio
+from portfolios.models import CashFlow, CashFlowKind, Price, RebalancePolicy, RunPortfolio
 from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_rebalance import engine_policy, policy_snapshot, rebalance_run_start
 from portfolios.services_schedule import drift_scan, period_start
@@ -153,3 +154,24 @@ def test_drift_scan_picks_what_a_full_run_finds_outside_its_bands(
         )
     assert 0 < len(scanned) < 240
     assert scanned == outside
+
+
+def test_drift_scan_leaves_out_portfolios_a_run_would_skip(book):
+    # Out of their bands too, but one holds an asset without a price and the other has
+    # a withdrawal larger than itself: the run would skip both with a reason, so the
+    # scan does not start a run for them every day.
+    world, drifted, _ = book
+    asset_make("ZZZ", "10")
+    with firm_context(world.firm):
+        Price.objects.filter(asset__symbol="ZZZ").delete()
+        strategy = drifted.strategy
+        portfolio_make(
+            world.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40", "ZZZ": "1"}
+        )
+        poor = portfolio_make(
+            world.firm, strategy=strategy, holdings={"AAA": "10", "BBB": "40"}, cash="30"
+        )
+        CashFlow.objects.create(
+            firm=world.firm, portfolio=poor, kind=CashFlowKind.WITHDRAWAL, amount=Decimal("9000")
+        )
+        assert drift_scan(as_of=AS_OF) == [drifted.pk]
