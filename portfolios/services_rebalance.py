@@ -856,7 +856,7 @@ def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
     started = time.perf_counter()
     with transaction.atomic():
         run = RebalanceRun.objects.get(pk=run_id)
-        if RunPortfolio.objects.filter(run=run, portfolio_id__in=list(portfolio_ids)).exists():
+        if RunPortfolio.objects.filter(in_ids("portfolio_id", portfolio_ids), run=run).exists():
             return {"skipped": True}
         state = chunk_state_load(run=run, portfolio_ids=portfolio_ids)
         loaded = time.perf_counter()
@@ -1314,7 +1314,8 @@ def _chunk_count(*, run: RebalanceRun, counts: dict[str, Any]) -> None:
         buy_value=F("buy_value") + counts["buy_value"],
         sell_value=F("sell_value") + counts["sell_value"],
     )
-    run.refresh_from_db()
+    # Only what this needs of the run row (not its snapshot of the whole run's inputs).
+    run.refresh_from_db(fields=["chunks_done", "chunks_total", "timings"])
     timings = dict(run.timings)
     for phase, seconds in counts["timings"].items():
         timings[phase] = round(timings.get(phase, 0.0) + seconds, 6)
