@@ -185,10 +185,16 @@ def on_run_computed(run: Any) -> EmitResult:
         if run.status == RunStatus.AWAITING_APPROVAL
         else []
     )
-    blocked = list(
-        Order.objects.filter(run=run, status=OrderStatus.BLOCKED).values_list(
-            "portfolio__client__household_id", "failures"
+    # The run counts its blocked orders: most runs have none, and then the orders of
+    # the run (millions for a book) need not be read to find them.
+    blocked = (
+        list(
+            Order.objects.filter(run=run, status=OrderStatus.BLOCKED).values_list(
+                "portfolio__client__household_id", "failures"
+            )
         )
+        if run.orders_blocked
+        else []
     )
     households = {h for _, h in rows} | {h for h, _ in blocked}
     advisors = advisors_of_households(households)
