@@ -296,6 +296,42 @@ def test_approvals_waiting_reach_the_advisor_and_held_ones_compliance(
     nothing_in(firm_b)
 
 
+def test_approvals_waiting_are_counted_per_advisor_over_their_households(
+    firm_a: FirmWorld, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Three proposals: two in the advisor's household, one in a household shared with a
+    # second advisor, whose membership is inactive (told nothing).
+    advisor = firm_a.user(Role.ADVISOR)
+    asset_make("AAA", "100")
+    asset_make("BBB", "50")
+    strategy = strategy_make(firm_a.firm, "Sixty forty", {"AAA": "0.6", "BBB": "0.4"})
+    with firm_context(firm_a.firm), transaction.atomic():
+        other = User.objects.create_user(username="other.alpha", email="other@alpha.test")
+        Membership.objects.create(user=other, role=Role.ADVISOR, is_active=False)
+        drifted = {"AAA": "10", "BBB": "40"}
+        first = portfolio_make(firm_a.firm, strategy=strategy, holdings=drifted)
+        portfolio_make(
+            firm_a.firm,
+            strategy=strategy,
+            holdings=drifted,
+            household=Household.objects.get(pk=first.client.household_id),
+        )
+        shared = portfolio_make(firm_a.firm, strategy=strategy, holdings=drifted)
+        for household_id in (first.client.household_id, shared.client.household_id):
+            household = Household.objects.get(pk=household_id)
+            assign_perm("view_household", advisor, household)
+        assign_perm("view_household", other, Household.objects.get(pk=shared.client.household_id))
+    with sending(django_capture_on_commit_callbacks, firm_a.firm):
+        services_rebalance.rebalance_run_start(trigger="manual", actor=advisor, as_of=AS_OF)
+    with firm_context(firm_a.firm), transaction.atomic():
+        waiting = {
+            n.recipient_id: n for n in Notification.objects.filter(event_type="approvals_waiting")
+        }
+    assert set(waiting) == {advisor.pk}
+    assert waiting[advisor.pk].data["proposed"] == 3
+    assert "3 proposal(s) to approve" in waiting[advisor.pk].body
+
+
 def test_orders_blocked_by_compliance_reach_the_advisor_and_compliance(
     firm_a: FirmWorld,
     firm_b: FirmWorld,
