@@ -855,7 +855,8 @@ def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
     firm = require_firm()
     started = time.perf_counter()
     with transaction.atomic():
-        run = RebalanceRun.objects.get(pk=run_id)
+        # Not its scope: a scan's run lists every portfolio it covers, read per chunk.
+        run = RebalanceRun.objects.defer("scope").get(pk=run_id)
         if RunPortfolio.objects.filter(in_ids("portfolio_id", portfolio_ids), run=run).exists():
             return {"skipped": True}
         state = chunk_state_load(run=run, portfolio_ids=portfolio_ids)
