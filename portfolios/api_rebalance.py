@@ -44,6 +44,7 @@ from advisor.api.permissions import ALL_ROLES, HasRole
 from advisor.api.serializers import ErrorResponseSerializer, StrictInputSerializer
 from advisor.api.views import FirmScopedAPIView, FirmScopedGenericAPIView
 from portfolios.models_rebalance import (
+    RUN_PORTFOLIO_WAITING,
     Order,
     OrderSide,
     OrderStatus,
@@ -75,11 +76,7 @@ DECIDERS = (Role.FIRM_ADMIN, Role.ADVISOR)
 READERS = (Role.FIRM_ADMIN, Role.ADVISOR, Role.COMPLIANCE)
 TAGS = ["rebalancing"]
 MAX_ID = 2**63 - 1
-WAITING = [
-    RunPortfolioStatus.PROPOSED,
-    RunPortfolioStatus.AWAITING_CLIENT,
-    RunPortfolioStatus.HELD,
-]
+WAITING = list(RUN_PORTFOLIO_WAITING)
 
 
 # --- serializers -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from portfolios.models_holdings import (
 
 __all__ = [
     "POLICY_RULE_FIELDS",
+    "RUN_PORTFOLIO_WAITING",
     "Calendar",
     "LotMethod",
     "Order",
@@ -247,6 +248,14 @@ class RunPortfolioStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
     EXECUTED = "executed", "Executed"
+
+
+#: Run rows that wait for a decision: an advisor's, a second approver's or the client's.
+RUN_PORTFOLIO_WAITING = (
+    RunPortfolioStatus.PROPOSED,
+    RunPortfolioStatus.AWAITING_CLIENT,
+    RunPortfolioStatus.HELD,
+)
 
 
 class RunPortfolio(FirmOwnedModel):

@@ -56,6 +56,7 @@ from portfolios.models_holdings import (
 from portfolios.models_market import Asset, AssetClass
 from portfolios.models_rebalance import (
     POLICY_RULE_FIELDS,
+    RUN_PORTFOLIO_WAITING,
     LotMethod,
     OrderSide,
     OrderStatus,
@@ -1326,14 +1327,7 @@ def _chunk_count(*, run: RebalanceRun, counts: dict[str, Any]) -> None:
 
 
 def _run_computed(run: RebalanceRun) -> None:
-    waiting = RunPortfolio.objects.filter(
-        run=run,
-        status__in=[
-            RunPortfolioStatus.PROPOSED,
-            RunPortfolioStatus.AWAITING_CLIENT,
-            RunPortfolioStatus.HELD,
-        ],
-    ).exists()
+    waiting = RunPortfolio.objects.filter(run=run, status__in=RUN_PORTFOLIO_WAITING).exists()
     if run.preview:
         status = RunStatus.PREVIEW
     elif waiting:

@@ -166,7 +166,14 @@ def on_portfolios_executed(run: Any, pids: list[int]) -> EmitResult:
 def on_run_computed(run: Any) -> EmitResult:
     """Tell advisors what waits for their approval (second approvers: compliance officers
     for held portfolios) and who is concerned by orders compliance blocked."""
-    from portfolios.models import Order, OrderStatus, RunPortfolio, RunPortfolioStatus, RunStatus
+    from portfolios.models import (
+        RUN_PORTFOLIO_WAITING,
+        Order,
+        OrderStatus,
+        RunPortfolio,
+        RunPortfolioStatus,
+        RunStatus,
+    )
 
     if run.preview:
         return EmitResult()
@@ -175,14 +182,7 @@ def on_run_computed(run: Any) -> EmitResult:
     if run.status == RunStatus.AWAITING_APPROVAL:
         # Counted in PostgreSQL per advisor granted on the household and status: a
         # run of a million portfolios gives as many rows as advisors, not portfolios.
-        waiting = RunPortfolio.objects.filter(
-            run=run,
-            status__in=[
-                RunPortfolioStatus.PROPOSED,
-                RunPortfolioStatus.AWAITING_CLIENT,
-                RunPortfolioStatus.HELD,
-            ],
-        )
+        waiting = RunPortfolio.objects.filter(run=run, status__in=RUN_PORTFOLIO_WAITING)
         grant = "portfolio__client__household__householduserobjectpermission"
         advisors_active = users_with_role(Role.ADVISOR)
         per_advisor = (
