@@ -449,14 +449,14 @@ def chunk_state_load(
     holdings = np.zeros((n, n_assets))
     # Every held asset of a portfolio still in the chunk has a column (unpriced ones
     # skipped their portfolio above); rows ascend with the ids, as do the columns.
-    kept = np.isin(held_pid, pids) & (held_qty != 0)
-    holdings[np.searchsorted(pids, held_pid[kept]), np.searchsorted(asset_ids, held_aid[kept])] = (
-        held_qty[kept]
-    )
+    kept = np.flatnonzero(np.isin(held_pid, pids) & (held_qty != 0))
+    kept_row = np.searchsorted(pids, held_pid[kept])
+    holdings[kept_row, np.searchsorted(asset_ids, held_aid[kept])] = held_qty[kept]
+    # The recorded state keeps the quantities as read (text), for the same holdings.
     held_parts: list[list[str]] = [[] for _ in range(n)]
-    for pid, aid, text in held_rows:
-        i = index_of.get(pid, -1)
-        if i >= 0 and float(text):
+    if held_rows:
+        for k, i in zip(kept.tolist(), kept_row.tolist(), strict=True):
+            _, aid, text = held_rows[k]
             held_parts[i].append(f'"{aid}":"{text}"')
 
     distinct = sorted({target_of[r[0]] for r in rows})
