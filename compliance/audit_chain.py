@@ -71,3 +71,35 @@ def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
     digest.update(b"\n")
     digest.update(canonical_json(body).encode("ascii"))
     return digest.hexdigest()
+
+
+class HashTemplate:
+    """An event's canonical JSON, rendered before it has its place in the chain: the
+    text before ``created_at`` and the text between it and ``seq`` (the last key).
+    ``hash()`` gives exactly what :func:`event_hash` gives for the whole event, so a
+    batch can render its events while other work runs and hash them once it holds
+    the chain's lock."""
+
+    __slots__ = ("head", "middle")
+
+    def __init__(self, fields: Mapping[str, Any], *, payload_json: str, reasons_json: str) -> None:
+        """``fields`` as for :func:`event_hash` (``created_at``, ``seq``, ``payload`` and
+        ``reasons`` not read); ``payload_json`` and ``reasons_json`` their canonical JSON,
+        which the caller also stores."""
+        # Keys sort as: action, actor_id, actor_label | created_at | firm_id, object_id,
+        # object_type, payload, reasons, request_id, run_id | seq.
+        before = canonical_json({k: fields[k] for k in ("action", "actor_id", "actor_label")})
+        ids = canonical_json({k: fields[k] for k in ("firm_id", "object_id", "object_type")})
+        tail = canonical_json({k: fields[k] for k in ("request_id", "run_id")})
+        self.head = before[:-1] + ',"created_at":'
+        self.middle = (
+            f',{ids[1:-1]},"payload":{payload_json},"reasons":{reasons_json},{tail[1:-1]},"seq":'
+        )
+
+    @staticmethod
+    def created_text(created_at: dt.datetime) -> str:
+        return canonical_json(created_at.astimezone(dt.UTC).isoformat())
+
+    def hash(self, *, created_text: str, seq: int, prev_hash: str) -> str:
+        body = f"{prev_hash}\n{self.head}{created_text}{self.middle}{seq}}}"
+        return hashlib.sha256(body.encode("ascii")).hexdigest()

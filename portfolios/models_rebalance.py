@@ -8,6 +8,7 @@ portfolio and its :class:`Order` rows in one transaction, and the unique
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -258,6 +259,25 @@ RUN_PORTFOLIO_WAITING = (
 )
 
 
+class JSONTextField(models.TextField):  # type: ignore[type-arg]
+    """JSON kept as the text it was written as: for snapshots that are only ever read
+    back whole, never queried inside. A batch writes one per portfolio, and
+    PostgreSQL parsing each into ``jsonb`` cost more than the rest of the row and its
+    indexes together (45 µs for a 1.7 kB state, against 2 µs as text)."""
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+    def to_python(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    def get_prep_value(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def value_to_string(self, obj: models.Model) -> str:
+        return str(self.get_prep_value(self.value_from_object(obj)))
+
+
 class RunPortfolio(FirmOwnedModel):
     """One portfolio's part in a run: its state, target, trigger, and the outcome."""
 
@@ -288,7 +308,7 @@ class RunPortfolio(FirmOwnedModel):
     turnover = models.DecimalField(max_digits=12, decimal_places=8)
     compliance_outcome = models.SmallIntegerField(default=0)
     skip_reason = models.TextField(blank=True)
-    state = models.JSONField(
+    state = JSONTextField(
         default=dict,
         help_text="Inputs as of the run, for replay: holdings, lots, prices, target weights.",
     )

@@ -29,7 +29,12 @@ from django.utils import timezone
 from accounts.models import Client, User
 from accounts.tenancy.context import require_firm
 from compliance import rules as compliance_rules
-from compliance.services.audit import AuditEntry, audit_record, audit_record_many
+from compliance.services.audit import (
+    AuditEntry,
+    audit_batch_append,
+    audit_batch_prepare,
+    audit_record,
+)
 from portfolios.bulk import (
     COPY_BYTEA_PREFIX,
     COPY_NULL,
@@ -37,7 +42,7 @@ from portfolios.bulk import (
     copy_escape,
     ids_allocate,
     rows_fetch,
-    staged_copy_text,
+    write_behind,
 )
 from portfolios.chunking import chunked, in_ids
 from portfolios.engine import exact
@@ -974,12 +979,9 @@ def _chunk_write(
     *, run: RebalanceRun, state: ChunkState, result: ChunkResult, firm_id: int
 ) -> dict[str, Any]:
     """Evaluate the chunk's orders against the rules and write its run rows, orders,
-    lot picks and audit events, each table with one staged COPY. Rows are rendered
-    column by column from the engine's arrays (see ``portfolios.engine.exact``)."""
-    run_lines: list[str] = []
-    order_lines: list[str] = []
-    lot_lines: list[str] = []
-    audit: list[AuditEntry] = []
+    lot picks and audit events, each with a staged COPY. Rows are rendered column by
+    column from the engine's arrays (see ``portfolios.engine.exact``), and written
+    behind: PostgreSQL inserts one table's rows while Python renders the next."""
     counts: dict[str, Any] = {
         "skipped": len(state.skipped),
         "portfolios": len(state.skipped),
@@ -996,149 +998,157 @@ def _chunk_write(
     lots_of: dict[int, list[str]] = defaultdict(list)
     for text, i in zip(state.lot_json, state.lot_portfolio.tolist(), strict=True):
         lots_of[i].append(text)
-    for rows, proposal, steps, extra in result.proposals:
-        book: engine.BookState = extra["book"]
-        assets = _Asset.of(steps, state.prices)
-        live = np.flatnonzero(proposal.order_status == 0)
-        orders_in = compliance_rules.Orders(
-            portfolio=proposal.order_portfolio[live],
-            asset=proposal.order_asset[live],
-            side=proposal.order_side[live],
-            quantity=proposal.order_quantity[live],
-            value=proposal.order_value[live],
-            cost=proposal.order_cost[live],
-            realised_loss=_realised_loss(proposal, live),
-        )
-        rules_book = _rules_book(state, rows, book)
-        rules_started = time.perf_counter()
-        evaluation = compliance_rules.evaluate(rules_book, orders_in, rule_set)
-        rules_seconds += time.perf_counter() - rules_started
-
-        # Portfolios: status from the worst rule outcome; a cash flow is booked when
-        # the portfolio executes, even with nothing to trade.
-        n_rows = len(rows)
-        has_orders = np.zeros(n_rows, dtype=bool)
-        has_orders[proposal.order_portfolio[live]] = True
-        has_orders |= np.array([state.cash_flow[i] != 0 for i in rows.tolist()], dtype=bool)
-        status_code = _portfolio_statuses(
-            evaluation.portfolio_outcome, state.discretionary[rows], has_orders
-        )
-        counts["portfolios"] += n_rows
-        counts["triggered"] += int(proposal.triggered.sum())
-        run_lines.extend(
-            _run_portfolio_lines(head, state, rows, proposal, evaluation, status_code, lots_of)
-        )
-
-        # Orders: every column at once.
-        order_k = proposal.order_portfolio
-        order_i = rows[order_k]
-        order_j = proposal.order_asset
-        quantity, quantity_text = assets.quantities(proposal.order_quantity, order_j)
-        cents = np.array(
-            exact.values_in_cents(
-                quantity,
-                assets.step_places[order_j],
-                assets.price_int[order_j],
-                assets.price_places[order_j],
-            ),
-            dtype=object,
-        )
-        n_orders = len(order_k)
-        is_live = np.zeros(n_orders, dtype=bool)
-        is_live[live] = True
-        order_status = np.array(
-            [ORDER_STATUS_OF.get(s, OrderStatus.SKIPPED) for s in _STATUS_CODES], dtype=object
-        )[status_code[order_k]]
-        order_status[~is_live] = OrderStatus.SKIPPED
-        outcome = np.zeros(n_orders, dtype=np.int64)
-        outcome[live] = evaluation.order_outcome
-        width = 2 * len(evaluation.rule_ids)
-        packed = evaluation.outcomes.view(np.uint8).tobytes().hex()
-        rule_text = [COPY_BYTEA_PREFIX] * n_orders
-        failures = ["[]"] * n_orders
-        for e, o in enumerate(live.tolist()):
-            rule_text[o] = COPY_BYTEA_PREFIX + packed[e * width : (e + 1) * width]
-            if evaluation.order_outcome[e]:
-                failures[o] = copy_escape(
-                    json.dumps([_failure_json(f) for f in evaluation.failures(e)])
-                )
-        buy = proposal.order_side > 0
-        counts["orders"] += len(live)
-        counts["blocked"] += int((order_status[live] == OrderStatus.BLOCKED).sum())
-        counts["held"] += int((order_status[live] == OrderStatus.HELD).sum())
-        counts["buy_value"] += Decimal(int(cents[live[buy[live]]].sum())).scaleb(-2)
-        counts["sell_value"] += Decimal(int(cents[live[~buy[live]]].sum())).scaleb(-2)
-        band = proposal.order_band
-        # Ids drawn from the table's sequence up front, so lot picks can name their order.
-        order_ids = np.array(ids_allocate(table="portfolios_order", count=n_orders), dtype=np.int64)
-        order_lines.extend(
-            head + "\t".join(fields) + "\n"
-            for fields in zip(
-                order_ids.astype(str).tolist(),
-                state.portfolio_ids[order_i].astype(str).tolist(),
-                state.asset_ids[order_j].astype(str).tolist(),
-                np.where(buy, OrderSide.BUY, OrderSide.SELL).tolist(),
-                quantity_text,
-                [assets.price_text[j] for j in order_j.tolist()],
-                [f"{c}e-2" for c in cents.tolist()],
-                [_money(x) for x in proposal.order_cost.tolist()],
-                [REASON_NAMES[r] for r in proposal.order_reason.tolist()],
-                [_share(x) for x in proposal.order_drift.tolist()],
-                [_share(x) if np.isfinite(x) else COPY_NULL for x in band.tolist()],
-                order_status.tolist(),
-                outcome.astype(str).tolist(),
-                rule_text,
-                failures,
-                strict=True,
+    audit: list[AuditEntry] = []
+    # Ids drawn from the table's sequence up front, so lot picks can name their order
+    # (and the writer thread need not wait for the caller's query).
+    all_order_ids = np.array(
+        ids_allocate(
+            table="portfolios_order",
+            count=sum(len(proposal.order_portfolio) for _, proposal, _, _ in result.proposals),
+        ),
+        dtype=np.int64,
+    )
+    with write_behind() as writer:
+        for rows, proposal, steps, extra in result.proposals:
+            book: engine.BookState = extra["book"]
+            assets = _Asset.of(steps, state.prices)
+            live = np.flatnonzero(proposal.order_status == 0)
+            orders_in = compliance_rules.Orders(
+                portfolio=proposal.order_portfolio[live],
+                asset=proposal.order_asset[live],
+                side=proposal.order_side[live],
+                quantity=proposal.order_quantity[live],
+                value=proposal.order_value[live],
+                cost=proposal.order_cost[live],
+                realised_loss=_realised_loss(proposal, live),
             )
-        )
+            rules_book = _rules_book(state, rows, book)
+            rules_started = time.perf_counter()
+            evaluation = compliance_rules.evaluate(rules_book, orders_in, rule_set)
+            rules_seconds += time.perf_counter() - rules_started
 
-        # Lot picks of the sell orders.
-        lot_order = proposal.lot_order
-        if len(lot_order):
-            lot_j = order_j[lot_order]
-            _, lot_quantity = assets.quantities(proposal.lot_sold_quantity, lot_j)
-            lot_ids = state.lot_ids[extra["lot_global"][proposal.lot_index]]
-            lot_head = f"{firm_id}\t"
-            lot_lines.extend(
-                lot_head + "\t".join(fields) + "\n"
-                for fields in zip(
-                    order_ids[lot_order].astype(str).tolist(),
-                    lot_ids.astype(str).tolist(),
-                    lot_quantity,
-                    [_money(x) for x in proposal.lot_realised_gain.tolist()],
-                    ["t" if s else "f" for s in proposal.lot_short_term.tolist()],
-                    strict=True,
-                )
+            # Portfolios: status from the worst rule outcome; a cash flow is booked when
+            # the portfolio executes, even with nothing to trade.
+            n_rows = len(rows)
+            has_orders = np.zeros(n_rows, dtype=bool)
+            has_orders[proposal.order_portfolio[live]] = True
+            has_orders |= np.array([state.cash_flow[i] != 0 for i in rows.tolist()], dtype=bool)
+            status_code = _portfolio_statuses(
+                evaluation.portfolio_outcome, state.discretionary[rows], has_orders
             )
-        audit.extend(_proposed_events(run, state, rows, proposal, status_code))
+            counts["portfolios"] += n_rows
+            counts["triggered"] += int(proposal.triggered.sum())
+            writer.insert(
+                table="portfolios_runportfolio",
+                columns=RUN_PORTFOLIO_COLUMNS,
+                lines=_run_portfolio_lines(
+                    head, state, rows, proposal, evaluation, status_code, lots_of
+                ),
+            )
 
-    zero = "0.00"
-    for pid, reason in sorted(state.skipped.items()):
-        run_lines.append(
-            head
-            + "\t".join(
-                (
-                    str(pid),
-                    RunPortfolioStatus.SKIPPED,
-                    "",
-                    COPY_NULL,
-                    COPY_NULL,
-                    "",
-                    zero,
-                    zero,
-                    zero,
-                    zero,
-                    "0",
-                    "0",
-                    "0",
-                    copy_escape(reason),
-                    "{}",
-                )
+            # Orders: every column at once.
+            order_k = proposal.order_portfolio
+            order_i = rows[order_k]
+            order_j = proposal.order_asset
+            quantity, quantity_text = assets.quantities(proposal.order_quantity, order_j)
+            cents = np.array(
+                exact.values_in_cents(
+                    quantity,
+                    assets.step_places[order_j],
+                    assets.price_int[order_j],
+                    assets.price_places[order_j],
+                ),
+                dtype=object,
             )
-            + "\n"
+            n_orders = len(order_k)
+            order_ids, all_order_ids = all_order_ids[:n_orders], all_order_ids[n_orders:]
+            is_live = np.zeros(n_orders, dtype=bool)
+            is_live[live] = True
+            order_status = np.array(
+                [ORDER_STATUS_OF.get(s, OrderStatus.SKIPPED) for s in _STATUS_CODES],
+                dtype=object,
+            )[status_code[order_k]]
+            order_status[~is_live] = OrderStatus.SKIPPED
+            outcome = np.zeros(n_orders, dtype=np.int64)
+            outcome[live] = evaluation.order_outcome
+            width = 2 * len(evaluation.rule_ids)
+            packed = evaluation.outcomes.view(np.uint8).tobytes().hex()
+            rule_text = [COPY_BYTEA_PREFIX] * n_orders
+            failures = ["[]"] * n_orders
+            for e, o in enumerate(live.tolist()):
+                rule_text[o] = COPY_BYTEA_PREFIX + packed[e * width : (e + 1) * width]
+                if evaluation.order_outcome[e]:
+                    failures[o] = copy_escape(
+                        json.dumps([_failure_json(f) for f in evaluation.failures(e)])
+                    )
+            buy = proposal.order_side > 0
+            counts["orders"] += len(live)
+            counts["blocked"] += int((order_status[live] == OrderStatus.BLOCKED).sum())
+            counts["held"] += int((order_status[live] == OrderStatus.HELD).sum())
+            counts["buy_value"] += Decimal(int(cents[live[buy[live]]].sum())).scaleb(-2)
+            counts["sell_value"] += Decimal(int(cents[live[~buy[live]]].sum())).scaleb(-2)
+            band = proposal.order_band
+            sides = np.where(buy, OrderSide.BUY, OrderSide.SELL)
+            # In slices, so that PostgreSQL starts on the first while the rest render.
+            for part in _slices(n_orders, ORDER_SLICE):
+                writer.insert(
+                    table="portfolios_order",
+                    columns=ORDER_COLUMNS,
+                    lines=(
+                        head + "\t".join(fields) + "\n"
+                        for fields in zip(
+                            order_ids[part].astype(str).tolist(),
+                            state.portfolio_ids[order_i[part]].astype(str).tolist(),
+                            state.asset_ids[order_j[part]].astype(str).tolist(),
+                            sides[part].tolist(),
+                            quantity_text[part],
+                            [assets.price_text[j] for j in order_j[part].tolist()],
+                            [f"{c}e-2" for c in cents[part].tolist()],
+                            [_money(x) for x in proposal.order_cost[part].tolist()],
+                            [REASON_NAMES[r] for r in proposal.order_reason[part].tolist()],
+                            [_share(x) for x in proposal.order_drift[part].tolist()],
+                            [
+                                _share(x) if np.isfinite(x) else COPY_NULL
+                                for x in band[part].tolist()
+                            ],
+                            order_status[part].tolist(),
+                            outcome[part].astype(str).tolist(),
+                            rule_text[part],
+                            failures[part],
+                            strict=True,
+                        )
+                    ),
+                )
+
+            # Lot picks of the sell orders.
+            lot_order = proposal.lot_order
+            if len(lot_order):
+                lot_j = order_j[lot_order]
+                _, lot_quantity = assets.quantities(proposal.lot_sold_quantity, lot_j)
+                lot_ids = state.lot_ids[extra["lot_global"][proposal.lot_index]]
+                lot_head = f"{firm_id}\t"
+                writer.insert(
+                    table="portfolios_orderlot",
+                    columns=ORDER_LOT_COLUMNS,
+                    lines=(
+                        lot_head + "\t".join(fields) + "\n"
+                        for fields in zip(
+                            order_ids[lot_order].astype(str).tolist(),
+                            lot_ids.astype(str).tolist(),
+                            lot_quantity,
+                            [_money(x) for x in proposal.lot_realised_gain.tolist()],
+                            ["t" if s else "f" for s in proposal.lot_short_term.tolist()],
+                            strict=True,
+                        )
+                    ),
+                )
+            audit.extend(_proposed_events(run, state, rows, proposal, status_code))
+        writer.insert(
+            table="portfolios_runportfolio",
+            columns=RUN_PORTFOLIO_COLUMNS,
+            lines=_skipped_lines(head, state),
         )
-        audit.append(
+        audit.extend(
             AuditEntry(
                 action="rebalance.portfolio_skipped",
                 actor_label="rebalance",
@@ -1147,16 +1157,49 @@ def _chunk_write(
                 run_id=str(run.pk),
                 reasons=[reason],
             )
+            for pid, reason in sorted(state.skipped.items())
         )
-    staged_copy_text(
-        table="portfolios_runportfolio", columns=RUN_PORTFOLIO_COLUMNS, lines=run_lines
-    )
-    staged_copy_text(table="portfolios_order", columns=ORDER_COLUMNS, lines=order_lines)
-    if lot_lines:
-        staged_copy_text(table="portfolios_orderlot", columns=ORDER_LOT_COLUMNS, lines=lot_lines)
-    audit_record_many(entries=audit)
+        audit_batch = audit_batch_prepare(entries=audit)
+    # After the rows: the chain's lock is held from here to the commit only.
+    audit_batch_append(batch=audit_batch)
     counts["rules_seconds"] = rules_seconds
     return counts
+
+
+#: Order rows per insert of a chunk's orders.
+ORDER_SLICE = 10_000
+
+
+def _slices(n: int, size: int) -> list[slice]:
+    return [slice(start, start + size) for start in range(0, n, size)]
+
+
+def _skipped_lines(head: str, state: ChunkState) -> list[str]:
+    zero = "0.00"
+    return [
+        head
+        + "\t".join(
+            (
+                str(pid),
+                RunPortfolioStatus.SKIPPED,
+                "",
+                COPY_NULL,
+                COPY_NULL,
+                "",
+                zero,
+                zero,
+                zero,
+                zero,
+                "0",
+                "0",
+                "0",
+                copy_escape(reason),
+                "{}",
+            )
+        )
+        + "\n"
+        for pid, reason in sorted(state.skipped.items())
+    ]
 
 
 def _run_portfolio_lines(

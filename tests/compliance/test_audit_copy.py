@@ -90,9 +90,9 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = audit_service._copy_events
 
-    def spy(events: list[AuditEvent], using: str) -> None:
-        sizes.append(len(events))
-        real(events, using)
+    def spy(batch: Any, chained: Any, using: str, *, returning: bool) -> Any:
+        sizes.append(len(batch.pending))
+        return real(batch, chained, using, returning=returning)
 
     monkeypatch.setattr(audit_service, "_copy_events", spy)
     return sizes
