@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -73,6 +74,15 @@ def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
     return digest.hexdigest()
 
 
+def _scalar_json(value: Any) -> str:
+    """Canonical JSON of one field value; strings and integers without json.dumps."""
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return canonical_json(value)
+
+
 class HashTemplate:
     """An event's canonical JSON, rendered before it has its place in the chain: the
     text before ``created_at`` and the text between it and ``seq`` (the last key).
@@ -87,13 +97,19 @@ class HashTemplate:
         ``reasons`` not read); ``payload_json`` and ``reasons_json`` their canonical JSON,
         which the caller also stores."""
         # Keys sort as: action, actor_id, actor_label | created_at | firm_id, object_id,
-        # object_type, payload, reasons, request_id, run_id | seq.
-        before = canonical_json({k: fields[k] for k in ("action", "actor_id", "actor_label")})
-        ids = canonical_json({k: fields[k] for k in ("firm_id", "object_id", "object_type")})
-        tail = canonical_json({k: fields[k] for k in ("request_id", "run_id")})
-        self.head = before[:-1] + ',"created_at":'
+        # object_type, payload, reasons, request_id, run_id | seq. Written out rather
+        # than dumped as dicts: the same bytes (the tests compare with event_hash), at a
+        # fraction of the cost for a chunk's thousands of events.
+        value = _scalar_json
+        self.head = (
+            f'{{"action":{value(fields["action"])},"actor_id":{value(fields["actor_id"])},'
+            f'"actor_label":{value(fields["actor_label"])},"created_at":'
+        )
         self.middle = (
-            f',{ids[1:-1]},"payload":{payload_json},"reasons":{reasons_json},{tail[1:-1]},"seq":'
+            f',"firm_id":{value(fields["firm_id"])},"object_id":{value(fields["object_id"])},'
+            f'"object_type":{value(fields["object_type"])},"payload":{payload_json},'
+            f'"reasons":{reasons_json},"request_id":{value(fields["request_id"])},'
+            f'"run_id":{value(fields["run_id"])},"seq":'
         )
 
     @staticmethod

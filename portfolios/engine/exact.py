@@ -22,14 +22,21 @@ _INT64_SAFE = 2**62
 
 
 def decimal_parts(value: Decimal) -> tuple[int, int]:
-    """``value`` as (integer, places): ``value == integer * 10**-places``, places >= 0."""
+    """``value`` as (integer, places) with the fewest places: ``value == integer *
+    10**-places``, places >= 0. Fewest, because the database hands numerics back at
+    their column's scale (``402.8800000000``), and ten needless places on both price
+    and quantity push their product past int64 and off the array path."""
     sign, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):
         raise ValueError(f"not a finite decimal: {value}")
     integer = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
     if exponent >= 0:
         return integer * 10**exponent, 0
-    return integer, -exponent
+    places = -exponent
+    while places and integer % 10 == 0:
+        integer //= 10
+        places -= 1
+    return integer, places
 
 
 def step_units(quantity: NDArray[np.float64], step: NDArray[np.float64]) -> IntArray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compliance.audit_chain import HashTemplate, canonical_json, event_hash, to_canonical
@@ -19,6 +19,7 @@ _times = st.datetimes(
 )
 
 
+@settings(max_examples=300)
 @given(
     payload=_payloads,
     reasons=st.lists(_text, max_size=3),
