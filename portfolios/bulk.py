@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import queue
 import sys
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 
@@ -160,12 +162,15 @@ class WriteBehind:
     joins the thread and re-raises the first error before the transaction ends.
     """
 
-    def __init__(self, using: str) -> None:
+    def __init__(self, using: str, *, background: bool = True) -> None:
         self._connection = connections[using]
         self._connection.ensure_tenant_applied()  # type: ignore[attr-defined]
         self._raw = self._connection.connection
         self._jobs: queue.SimpleQueue[tuple[str, tuple[str, ...], str] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self._running = background  # else each insert runs in the caller's thread
+        if not background:
+            return
         # The writer needs the GIL for a moment between blocks of COPY data; at the
         # default 5 ms switch interval it queued behind the caller's rendering and a
         # chunk's inserts took 40% longer. Restored when the writer stops.
@@ -173,13 +178,17 @@ class WriteBehind:
         sys.setswitchinterval(min(self._switch_interval, WRITER_SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._work, name="write-behind", daemon=True)
         self._thread.start()
-        self._running = True
 
     def insert(self, *, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
         """Queue ``lines`` (COPY text, as for :func:`staged_copy_text`) for ``table``."""
         text = "".join(lines)
-        if text:
-            self._jobs.put((table, tuple(columns), text))
+        if not text:
+            return
+        if not self._running:
+            with self._connection.wrap_database_errors, self._raw.cursor() as cursor:
+                _stage_and_insert(cursor, table=table, columns=columns, fill=_writer_of(text))
+            return
+        self._jobs.put((table, tuple(columns), text))
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -223,11 +232,37 @@ class _Abandoned(Exception):
     pass
 
 
+#: Processes computing chunks on this host: 1 when runs are computed in-process (the
+#: commands, eager Celery), the worker's concurrency in a Celery worker
+#: (``advisor.celery``), the benchmark's worker count in its forked workers.
+_host_workers = 1
+
+
+def host_workers_set(count: int) -> None:
+    global _host_workers
+    _host_workers = max(1, count)
+
+
+def spare_cores() -> bool:
+    """Whether this host has cores beyond its chunk workers' own, for writing behind.
+
+    Writing behind costs CPU (a thread, and the GIL handed over more often): a worker
+    that has a core to itself besides its database backend's finishes a chunk sooner;
+    workers that already fill the machine finish sooner writing inline (measured with
+    ``bench_rebalance``: 2 workers on 2 cores took 15% longer writing behind).
+    ``settings.REBALANCE_WRITE_BEHIND`` (True or False) overrides the choice."""
+    forced = getattr(settings, "REBALANCE_WRITE_BEHIND", None)
+    if forced is not None:
+        return bool(forced)
+    return _host_workers < (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
-def write_behind(*, using: str = "default") -> Iterator[WriteBehind]:
+def write_behind(*, using: str = "default", background: bool = True) -> Iterator[WriteBehind]:
     """A :class:`WriteBehind` whose inserts have all run (or raised) on leaving the
-    block; must be used inside ``transaction.atomic()`` with a firm set."""
-    writer = WriteBehind(using)
+    block; must be used inside ``transaction.atomic()`` with a firm set. Without
+    ``background`` each insert runs when it is queued, in the caller's thread."""
+    writer = WriteBehind(using, background=background)
     try:
         yield writer
     except BaseException:

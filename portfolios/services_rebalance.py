@@ -42,6 +42,7 @@ from portfolios.bulk import (
     copy_escape,
     ids_allocate,
     rows_fetch,
+    spare_cores,
     write_behind,
 )
 from portfolios.chunking import chunked, in_ids
@@ -1008,7 +1009,7 @@ def _chunk_write(
         ),
         dtype=np.int64,
     )
-    with write_behind() as writer:
+    with write_behind(background=spare_cores()) as writer:
         for rows, proposal, steps, extra in result.proposals:
             book: engine.BookState = extra["book"]
             assets = _Asset.of(steps, state.prices)

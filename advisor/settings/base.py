@@ -197,6 +197,9 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Rebalance chunks write behind a thread when the host has a core beyond its workers'
+# (unset: decided per worker, portfolios.bulk.spare_cores); "1" or "0" forces it.
+REBALANCE_WRITE_BEHIND = {"1": True, "0": False}.get(os.environ.get("REBALANCE_WRITE_BEHIND", ""))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE

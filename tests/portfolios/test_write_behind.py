@@ -4,6 +4,7 @@ the caller, and a failure of the caller stops the writer. Nothing is half-writte
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -12,6 +13,8 @@ from django.db import IntegrityError, ProgrammingError, transaction
 from django.utils import timezone
 
 from accounts.tenancy.context import firm_context
+from advisor.celery import _host_workers_record
+from portfolios import bulk
 from portfolios.bulk import write_behind
 from portfolios.models import Holding, Portfolio
 
@@ -135,3 +138,55 @@ def test_a_failing_caller_stops_the_writer(world):
     assert no_writer_left()
     assert held(firm, aaa) == []
     assert held(firm, bbb) == []
+
+
+def test_inline_each_insert_runs_when_queued_in_the_callers_thread(world):
+    firm, _, portfolios, (aaa, _) = world
+    with firm_context(firm), transaction.atomic():
+        with write_behind(background=False) as writer:
+            assert no_writer_left()
+            insert(writer, firm.pk, portfolios, aaa)
+            assert Holding.objects.filter(asset=aaa).count() == 40
+        assert Holding.objects.filter(asset=aaa).count() == 40
+
+
+def test_inline_errors_surface_at_once(world):
+    firm, _, portfolios, (aaa, _) = world
+
+    def run():
+        with firm_context(firm), transaction.atomic(), write_behind(background=False) as writer:
+            insert(writer, firm.pk, portfolios, aaa)
+            insert(writer, firm.pk, portfolios[:1], aaa)
+
+    with pytest.raises(IntegrityError):
+        run()
+    assert held(firm, aaa) == []
+
+
+@pytest.fixture
+def host(monkeypatch, settings):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(bulk, "_host_workers", 1)
+    settings.REBALANCE_WRITE_BEHIND = None
+    return settings
+
+
+def test_writing_behind_needs_a_core_beyond_the_workers(host):
+    assert bulk.spare_cores()  # one worker on two cores
+    bulk.host_workers_set(2)
+    assert not bulk.spare_cores()
+    bulk.host_workers_set(0)  # counted as one
+    assert bulk.spare_cores()
+    host.REBALANCE_WRITE_BEHIND = False
+    assert not bulk.spare_cores()
+    bulk.host_workers_set(4)
+    host.REBALANCE_WRITE_BEHIND = True
+    assert bulk.spare_cores()
+
+
+def test_a_celery_worker_records_its_concurrency(host):
+    _host_workers_record(options={"concurrency": 3})
+    assert bulk._host_workers == 3
+    _host_workers_record(options={})  # Celery's default: a process per core
+    assert bulk._host_workers == 2
+    assert not bulk.spare_cores()

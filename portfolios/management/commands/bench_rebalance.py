@@ -51,7 +51,7 @@ from accounts.models import Firm
 from accounts.tenancy.context import firm_context
 from compliance.models import AuditEvent
 from portfolios import bench_book, bench_naive
-from portfolios.bulk import staged_copy
+from portfolios.bulk import host_workers_set, staged_copy
 from portfolios.management.commands.import_prices import progress_bar
 from portfolios.models import Portfolio
 from portfolios.models_rebalance import (
@@ -167,9 +167,12 @@ def _worker(
     chunks: list[np.ndarray],
     tasks: mp.queues.Queue[int | None],
     results: mp.queues.Queue[tuple[str, Any]],
+    workers: int,
 ) -> None:
     """A forked worker: computes the chunks it takes from ``tasks`` until it reads None,
-    each in its own transaction, then reports its peak resident set (KB)."""
+    each in its own transaction, then reports its peak resident set (KB). Like a
+    Celery worker of concurrency ``workers``, it knows how many share the host."""
+    host_workers_set(workers)
     try:
         with firm_context(firm):
             while (index := tasks.get()) is not None:
@@ -198,7 +201,7 @@ def compute_in_workers(
     processes = [
         context.Process(
             target=_worker,
-            args=(firm, run_id, chunks, tasks, results),
+            args=(firm, run_id, chunks, tasks, results, workers),
             name=f"bench-worker-{w}",
         )
         for w in range(workers)
