@@ -160,7 +160,8 @@ def portfolio_scope_ids(
         portfolios = portfolios.filter(in_ids("pk", portfolio_ids))
     if household_ids is not None:
         portfolios = portfolios.filter(client__household_id__in=list(household_ids))
-    return list(portfolios.order_by("pk").values_list("pk", flat=True))
+    (ids,) = arrays_fetch(portfolios.values_list("pk"), kinds="i")
+    return np.sort(ids).tolist()  # type: ignore[no-any-return]
 
 
 def run_inputs_snapshot(
@@ -350,7 +351,7 @@ def chunk_state_load(
     inputs = run.policy_snapshot
     # No joins: one indexed query per table. (Fresh rows have no statistics, and a
     # join planned without them can scan the clients once per portfolio.)
-    plain = list(
+    plain = rows_fetch(
         Portfolio.objects.filter(in_ids("pk", portfolio_ids))
         .order_by("pk")
         .values_list(
@@ -364,7 +365,11 @@ def chunk_state_load(
         )
     )
     household_of = dict(
-        Client.objects.filter(in_ids("pk", [r[1] for r in plain])).values_list("pk", "household_id")
+        rows_fetch(
+            Client.objects.filter(in_ids("pk", [r[1] for r in plain])).values_list(
+                "pk", "household_id"
+            )
+        )
     )
     strategy_policy = dict(
         Strategy.objects.filter(pk__in={r[2] for r in plain}).values_list(
