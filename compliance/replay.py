@@ -255,17 +255,8 @@ def order_replay(*, order_id: int) -> ReplayResult:
         if k not in rows.tolist():
             continue
         local = rows.tolist().index(k)
-        live = np.flatnonzero(proposal.order_status == 0)
+        live, orders_in = sr.proposal_live_orders(proposal)
         rules_book = sr._rules_book(state, rows, extra["book"])
-        orders_in = compliance_rules.Orders(
-            portfolio=proposal.order_portfolio[live],
-            asset=proposal.order_asset[live],
-            side=proposal.order_side[live],
-            quantity=proposal.order_quantity[live],
-            value=proposal.order_value[live],
-            cost=proposal.order_cost[live],
-            realised_loss=sr._realised_loss(proposal, live),
-        )
         ev = compliance_rules.evaluate(rules_book, orders_in, rules)
         hits = np.flatnonzero((proposal.order_portfolio == local) & (proposal.order_asset == j))
         if not len(hits):

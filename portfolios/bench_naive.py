@@ -194,20 +194,8 @@ def _one(*, run: RebalanceRun, pid: int, force: bool) -> int:
         recent_purchase=purchase,
         as_of=as_of.toordinal(),
     )
-    live = np.flatnonzero(proposal.order_status == 0)
-    evaluation = compliance_rules.evaluate(
-        rules_book,
-        compliance_rules.Orders(
-            portfolio=proposal.order_portfolio[live],
-            asset=proposal.order_asset[live],
-            side=proposal.order_side[live],
-            quantity=proposal.order_quantity[live],
-            value=proposal.order_value[live],
-            cost=proposal.order_cost[live],
-            realised_loss=services_rebalance._realised_loss(proposal, live),
-        ),
-        rules,
-    )
+    live, orders_in = services_rebalance.proposal_live_orders(proposal)
+    evaluation = compliance_rules.evaluate(rules_book, orders_in, rules)
     outcome = int(evaluation.portfolio_outcome[0])
     status = services_rebalance._status_for(
         outcome, portfolio.discretionary, bool(len(live)) or flow != 0

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -1018,16 +1018,7 @@ def _chunk_write(
         for rows, proposal, steps, extra in result.proposals:
             book: engine.BookState = extra["book"]
             assets = _Asset.of(steps, state.prices)
-            live = np.flatnonzero(proposal.order_status == 0)
-            orders_in = compliance_rules.Orders(
-                portfolio=proposal.order_portfolio[live],
-                asset=proposal.order_asset[live],
-                side=proposal.order_side[live],
-                quantity=proposal.order_quantity[live],
-                value=proposal.order_value[live],
-                cost=proposal.order_cost[live],
-                realised_loss=_realised_loss(proposal, live),
-            )
+            live, orders_in = proposal_live_orders(proposal)
             rules_book = _rules_book(state, rows, book)
             rules_started = time.perf_counter()
             evaluation = compliance_rules.evaluate(rules_book, orders_in, rule_set)
@@ -1100,29 +1091,23 @@ def _chunk_write(
                 writer.insert(
                     table="portfolios_order",
                     columns=ORDER_COLUMNS,
-                    lines=(
-                        head + "\t".join(fields) + "\n"
-                        for fields in zip(
-                            order_ids[part].astype(str).tolist(),
-                            state.portfolio_ids[order_i[part]].astype(str).tolist(),
-                            state.asset_ids[order_j[part]].astype(str).tolist(),
-                            sides[part].tolist(),
-                            quantity_text[part],
-                            [assets.price_text[j] for j in order_j[part].tolist()],
-                            [f"{c}e-2" for c in cents[part].tolist()],
-                            [_money(x) for x in proposal.order_cost[part].tolist()],
-                            [REASON_NAMES[r] for r in proposal.order_reason[part].tolist()],
-                            [_share(x) for x in proposal.order_drift[part].tolist()],
-                            [
-                                _share(x) if np.isfinite(x) else COPY_NULL
-                                for x in band[part].tolist()
-                            ],
-                            order_status[part].tolist(),
-                            outcome[part].astype(str).tolist(),
-                            rule_text[part],
-                            failures[part],
-                            strict=True,
-                        )
+                    lines=_copy_lines(
+                        head,
+                        order_ids[part].astype(str).tolist(),
+                        state.portfolio_ids[order_i[part]].astype(str).tolist(),
+                        state.asset_ids[order_j[part]].astype(str).tolist(),
+                        sides[part].tolist(),
+                        quantity_text[part],
+                        [assets.price_text[j] for j in order_j[part].tolist()],
+                        [f"{c}e-2" for c in cents[part].tolist()],
+                        [_money(x) for x in proposal.order_cost[part].tolist()],
+                        [REASON_NAMES[r] for r in proposal.order_reason[part].tolist()],
+                        [_share(x) for x in proposal.order_drift[part].tolist()],
+                        [_share(x) if np.isfinite(x) else COPY_NULL for x in band[part].tolist()],
+                        order_status[part].tolist(),
+                        outcome[part].astype(str).tolist(),
+                        rule_text[part],
+                        failures[part],
                     ),
                 )
 
@@ -1132,20 +1117,16 @@ def _chunk_write(
                 lot_j = order_j[lot_order]
                 _, lot_quantity = assets.quantities(proposal.lot_sold_quantity, lot_j)
                 lot_ids = state.lot_ids[extra["lot_global"][proposal.lot_index]]
-                lot_head = f"{firm_id}\t"
                 writer.insert(
                     table="portfolios_orderlot",
                     columns=ORDER_LOT_COLUMNS,
-                    lines=(
-                        lot_head + "\t".join(fields) + "\n"
-                        for fields in zip(
-                            order_ids[lot_order].astype(str).tolist(),
-                            lot_ids.astype(str).tolist(),
-                            lot_quantity,
-                            [_money(x) for x in proposal.lot_realised_gain.tolist()],
-                            ["t" if s else "f" for s in proposal.lot_short_term.tolist()],
-                            strict=True,
-                        )
+                    lines=_copy_lines(
+                        f"{firm_id}\t",
+                        order_ids[lot_order].astype(str).tolist(),
+                        lot_ids.astype(str).tolist(),
+                        lot_quantity,
+                        [_money(x) for x in proposal.lot_realised_gain.tolist()],
+                        ["t" if s else "f" for s in proposal.lot_short_term.tolist()],
                     ),
                 )
             audit.extend(_proposed_events(run, state, rows, proposal, status_code))
@@ -1170,6 +1151,12 @@ def _chunk_write(
     audit_batch_append(batch=audit_batch)
     counts["rules_seconds"] = rules_seconds
     return counts
+
+
+def _copy_lines(head: str, *columns: Sequence[str]) -> Iterator[str]:
+    """COPY text lines: ``head`` (the leading columns every row shares), then one
+    field of each column."""
+    return (head + "\t".join(fields) + "\n" for fields in zip(*columns, strict=True))
 
 
 #: Order rows per insert of a chunk's orders.
@@ -1281,6 +1268,21 @@ def _proposed_events(
             )
         )
     return out
+
+
+def proposal_live_orders(proposal: engine.Proposal) -> tuple[np.ndarray, compliance_rules.Orders]:
+    """The proposal's live orders (those the engine did not skip), as the rules read
+    them, and their positions among all its orders."""
+    live = np.flatnonzero(proposal.order_status == 0)
+    return live, compliance_rules.Orders(
+        portfolio=proposal.order_portfolio[live],
+        asset=proposal.order_asset[live],
+        side=proposal.order_side[live],
+        quantity=proposal.order_quantity[live],
+        value=proposal.order_value[live],
+        cost=proposal.order_cost[live],
+        realised_loss=_realised_loss(proposal, live),
+    )
 
 
 def _realised_loss(proposal: engine.Proposal, live: np.ndarray) -> np.ndarray:
