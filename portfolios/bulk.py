@@ -163,6 +163,7 @@ class WriteBehind:
     """
 
     def __init__(self, using: str, *, background: bool = True) -> None:
+        self._using = using
         self._connection = connections[using]
         self._connection.ensure_tenant_applied()  # type: ignore[attr-defined]
         self._raw = self._connection.connection
@@ -185,8 +186,7 @@ class WriteBehind:
         if not text:
             return
         if not self._running:
-            with self._connection.wrap_database_errors, self._raw.cursor() as cursor:
-                _stage_and_insert(cursor, table=table, columns=columns, fill=_writer_of(text))
+            staged_copy_text(table=table, columns=columns, lines=(text,), using=self._using)
             return
         self._jobs.put((table, tuple(columns), text))
 

@@ -8,8 +8,7 @@ hash; firms do not wait for each other.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +144,11 @@ class _Chained:
     created_at: dt.datetime
     links: list[str]  # the chain head's hash, then each event's: event i links[i] -> links[i + 1]
 
+    def placed(self, pending: list[_Pending]) -> Iterator[tuple[int, _Pending, str, str]]:
+        """Each pending event with its sequence number, previous hash and hash."""
+        for i, p in enumerate(pending):
+            yield self.first_seq + i, p, self.links[i], self.links[i + 1]
+
 
 def _chain(batch: AuditBatch, using: str) -> _Chained:
     """Lock the firm's chain and hash the batch onto its head. The time is taken under
@@ -204,10 +208,10 @@ def audit_record_many(
             reasons=p.reasons,
             request_id=p.request_id,
             run_id=p.run_id,
-            prev_hash=chained.links[i],
-            hash=chained.links[i + 1],
+            prev_hash=prev_hash,
+            hash=digest,
         )
-        for i, (seq, p) in enumerate(zip(itertools.count(chained.first_seq), batch.pending))
+        for seq, p, prev_hash, digest in chained.placed(batch.pending)
     ]
     if len(events) < COPY_THRESHOLD:
         AuditEvent.objects.bulk_create(events)
@@ -231,10 +235,9 @@ def _copy_events(
     """Write the batch with one staged COPY; (seq, id) of each row if ``returning``."""
     head = f"{batch.firm_id}\t"
     created = chained.created_at.isoformat()
-    links = chained.links
     lines = [
-        f"{head}{seq}\t{created}\t{p.copy_tail}\t{links[i]}\t{links[i + 1]}\n"
-        for i, (seq, p) in enumerate(zip(itertools.count(chained.first_seq), batch.pending))
+        f"{head}{seq}\t{created}\t{p.copy_tail}\t{prev_hash}\t{digest}\n"
+        for seq, p, prev_hash, digest in chained.placed(batch.pending)
     ]
     return staged_copy_text(
         table=AuditEvent._meta.db_table,
