@@ -37,6 +37,17 @@ HASHED_FIELDS = (
 
 def to_canonical(value: Any) -> Any:
     """Reduce ``value`` to JSON types whose round trip through jsonb is exact."""
+    kind = type(value)
+    # The exact types first: a batch's payloads are flat dicts of strings and integers.
+    if kind is dict:
+        return {
+            (k if type(k) is str and "\x00" not in k else to_canonical(str(k))): (
+                v if type(v) is int else to_canonical(v)
+            )
+            for k, v in value.items()
+        }
+    if kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("audit text may not contain NUL (\\u0000): jsonb cannot store it")
