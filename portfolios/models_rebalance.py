@@ -287,9 +287,29 @@ class RunPortfolio(FirmOwnedModel):
 
     objects = FirmScopedManager["RunPortfolio"]()
 
-    run = models.ForeignKey(RebalanceRun, on_delete=models.CASCADE, related_name="portfolios")
+    # As for orders: references checked once per INSERT statement (migration 0012), not
+    # by per-row foreign keys, whose deferred checks locked each portfolio row at commit
+    # and cost more than writing the run row. The composite indexes serve the lookups.
+    firm = models.ForeignKey(
+        "accounts.Firm",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    run = models.ForeignKey(
+        RebalanceRun,
+        on_delete=models.CASCADE,
+        related_name="portfolios",
+        db_constraint=False,
+        db_index=False,
+    )
     portfolio = models.ForeignKey(
-        "portfolios.Portfolio", on_delete=models.PROTECT, related_name="+"
+        "portfolios.Portfolio",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     status = models.CharField(max_length=20, choices=RunPortfolioStatus.choices)
     trigger = models.CharField(max_length=20, help_text="Engine trigger code name.")
@@ -300,6 +320,7 @@ class RunPortfolio(FirmOwnedModel):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_constraint=False,
     )
     target_signature = models.CharField(
         max_length=64, blank=True, help_text="Customised version signature, blank if none."

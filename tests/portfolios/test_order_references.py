@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg.errors
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, ProgrammingError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -607,3 +607,185 @@ def test_deleting_an_asset_orders_use_with_no_firm_selected_is_refused(only_a_or
         raw_delete("portfolios_asset", asset.pk)
     assert "assets are never deleted" in fk_refusal(refused.value)
     asset_and_its_order_stay(w, asset)
+
+
+# --- run rows (migration 0012) -----------------------------------------------------------
+
+
+def run_row_fields(w: World, **refs: int | None) -> dict[str, Any]:
+    """A run row of firm a for a fresh run (nothing of it exists yet), with ``refs``."""
+    version = RunPortfolio.objects.get(run=w.a.run, portfolio=w.a.portfolio).strategy_version_id
+    fields: dict[str, Any] = {
+        "firm_id": w.a.world.firm.pk,
+        "run_id": another_run(w).pk,
+        "portfolio_id": w.a.portfolio.pk,
+        "strategy_version_id": version,
+        "status": "proposed",
+        "trigger": "MANUAL",
+        "nav": Decimal("100.00"),
+        "cash_before": Decimal("0.00"),
+        "cash_flow": Decimal("0.00"),
+        "cash_after": Decimal("0.00"),
+        "max_drift": Decimal("0"),
+        "turnover": Decimal("0"),
+    }
+    return fields | refs
+
+
+def other_version(w: World) -> int:
+    with firm_context(w.b.world.firm), transaction.atomic():
+        version = (
+            RunPortfolio.objects.filter(run=w.b.run)
+            .values_list("strategy_version_id", flat=True)
+            .first()
+        )
+    assert version is not None
+    return int(version)
+
+
+BAD_RUN_ROW_REFS: dict[str, Callable[[World], dict[str, int]]] = {
+    "missing run": lambda w: {"run_id": MISSING},
+    "missing portfolio": lambda w: {"portfolio_id": MISSING},
+    "missing strategy version": lambda w: {"strategy_version_id": MISSING},
+    "other firm's run": lambda w: {"run_id": w.b.run.pk},
+    "other firm's portfolio": lambda w: {"portfolio_id": w.b.portfolio.pk},
+    "other firm's strategy version": lambda w: {"strategy_version_id": other_version(w)},
+}
+RUN_ROW_COPY_COLUMNS = (
+    "firm_id",
+    "run_id",
+    "portfolio_id",
+    "strategy_version_id",
+    "status",
+    "trigger",
+    "nav",
+    "cash_before",
+    "cash_flow",
+    "cash_after",
+    "max_drift",
+    "turnover",
+)
+
+
+def run_rows_create(rows: Sequence[dict[str, Any]]) -> None:
+    for row in rows:
+        RunPortfolio.objects.create(**row)
+
+
+def run_rows_staged_copy(rows: Sequence[dict[str, Any]]) -> None:
+    defaults = {"compliance_outcome": 0, "state": "{}", "target_signature": "", "skip_reason": ""}
+    columns = (*RUN_ROW_COPY_COLUMNS, *defaults)
+    staged_copy(
+        table="portfolios_runportfolio",
+        columns=columns,
+        rows=[[{**defaults, **row}[c] for c in columns] for row in rows],
+    )
+
+
+RUN_ROW_WRITERS: dict[str, Callable[[Sequence[dict[str, Any]]], None]] = {
+    "create": run_rows_create,
+    "staged_copy": run_rows_staged_copy,
+}
+
+
+@pytest.mark.parametrize("writer", list(RUN_ROW_WRITERS))
+def test_a_run_row_with_good_references_is_written(in_a, writer):
+    before = RunPortfolio.objects.count()
+    with transaction.atomic():
+        fields = run_row_fields(in_a)
+        RUN_ROW_WRITERS[writer]([fields])
+    assert RunPortfolio.objects.count() == before + 1
+    assert RunPortfolio.objects.filter(run_id=fields["run_id"]).exists()
+
+
+@pytest.mark.parametrize("bad", list(BAD_RUN_ROW_REFS))
+@pytest.mark.parametrize("writer", list(RUN_ROW_WRITERS))
+def test_a_run_row_with_a_bad_reference_is_refused_and_nothing_is_written(in_a, writer, bad):
+    with transaction.atomic():
+        rows = [run_row_fields(in_a, **BAD_RUN_ROW_REFS[bad](in_a))]
+    before = RunPortfolio.objects.count()
+    with pytest.raises(REFUSED) as refused, transaction.atomic():
+        RUN_ROW_WRITERS[writer](rows)
+    assert "portfolios_runportfolio:" in fk_refusal(refused.value)
+    assert "does not exist in firm" in fk_refusal(refused.value)
+    assert RunPortfolio.objects.count() == before
+
+
+RUN_ROW_REF_CHANGES: dict[str, Callable[[World], dict[str, int]]] = {
+    "run to another of the firm's": lambda w: {"run_id": another_run(w).pk},
+    "portfolio to another of the firm's": lambda w: {"portfolio_id": another_portfolio(w).pk},
+    "portfolio to the other firm's": lambda w: {"portfolio_id": w.b.portfolio.pk},
+    "strategy version to a missing one": lambda w: {"strategy_version_id": MISSING},
+}
+
+
+@pytest.mark.parametrize("change", list(RUN_ROW_REF_CHANGES))
+def test_a_run_rows_references_cannot_change(in_a, change):
+    row = RunPortfolio.objects.get(run=in_a.a.run, portfolio=in_a.a.portfolio)
+    with transaction.atomic():
+        values = RUN_ROW_REF_CHANGES[change](in_a)
+    with pytest.raises(IntegrityError) as refused, transaction.atomic():
+        RunPortfolio.objects.filter(pk=row.pk).update(**values)
+    assert "cannot change" in fk_refusal(refused.value)
+    stored = RunPortfolio.objects.get(pk=row.pk)
+    assert (stored.run_id, stored.portfolio_id, stored.strategy_version_id) == (
+        row.run_id,
+        row.portfolio_id,
+        row.strategy_version_id,
+    )
+
+
+def test_a_run_rows_approval_can_change(in_a):
+    row = RunPortfolio.objects.get(run=in_a.a.run, portfolio=in_a.a.portfolio)
+    approver = in_a.a.world.users["advisor"]
+    with transaction.atomic():
+        assert (
+            RunPortfolio.objects.filter(pk=row.pk).update(
+                status="approved", approved_by=approver, approved_at=timezone.now()
+            )
+            == 1
+        )
+    assert RunPortfolio.objects.get(pk=row.pk).approved_by_id == approver.pk
+
+
+def run_row_only_parent(w: World, parent: str) -> tuple[str, int]:
+    """A parent row referenced by a run row only (no order), to delete with raw SQL."""
+    portfolio = another_portfolio(w)
+    fields = run_row_fields(w, portfolio_id=portfolio.pk)
+    RunPortfolio.objects.create(**fields)
+    return {
+        "run": ("portfolios_rebalancerun", fields["run_id"]),
+        "portfolio": ("portfolios_portfolio", portfolio.pk),
+        "strategy version": ("portfolios_strategyversion", fields["strategy_version_id"]),
+    }[parent]
+
+
+def test_strategy_versions_are_never_deleted_by_the_application(in_a):
+    # Immutable history: the application role has no DELETE on them at all (the
+    # migration's delete check stands behind that for the owner role).
+    with transaction.atomic():
+        table, pk = run_row_only_parent(in_a, "strategy version")
+    with pytest.raises(ProgrammingError, match="permission denied"):
+        raw_delete(table, pk)
+    assert row_exists(table, pk)
+
+
+@pytest.mark.parametrize("parent", ["run", "portfolio"])
+def test_deleting_a_parent_of_a_run_row_with_sql_is_refused(in_a, parent):
+    with transaction.atomic():
+        table, pk = run_row_only_parent(in_a, parent)
+    rows = RunPortfolio.objects.count()
+    with pytest.raises(IntegrityError) as refused:
+        raw_delete(table, pk)
+    assert f"{table}: run portfolios still reference it" in fk_refusal(refused.value)
+    assert row_exists(table, pk)
+    assert RunPortfolio.objects.count() == rows
+
+
+def test_deleting_a_run_with_only_run_rows_with_the_orm_cascades(in_a):
+    with transaction.atomic():
+        _, run_id = run_row_only_parent(in_a, "run")
+        deleted, by_model = RebalanceRun.objects.get(pk=run_id).delete()
+    assert deleted == 2
+    assert by_model == {"portfolios.RebalanceRun": 1, "portfolios.RunPortfolio": 1}
+    assert not RunPortfolio.objects.filter(run_id=run_id).exists()
