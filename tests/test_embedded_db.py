@@ -1,0 +1,45 @@
+"""The embedded PostgreSQL's server settings (advisor.db.embedded_tuning)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connections
+
+from advisor.db import embedded_tuning
+
+GB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("memory", "buffers_mb"),
+    [
+        (256 * 2**20, 128),  # never below PostgreSQL's default
+        (2 * GB, 512),
+        (8 * GB, 2048),
+        (24 * GB, 4096),
+        (256 * GB, 4096),  # at most 4 GB
+    ],
+)
+def test_shared_buffers_are_a_quarter_of_memory_within_bounds(memory: int, buffers_mb: int):
+    assert embedded_tuning(memory)["shared_buffers"] == buffers_mb * 128  # 8 kB pages
+
+
+def test_checkpoints_are_spaced_for_batch_writes():
+    tuning = embedded_tuning(8 * GB)
+    assert tuning["max_wal_size"] == 4096  # MB
+    assert tuning["checkpoint_timeout"] == 900  # s
+
+
+@pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="an external server is its DBA's")
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_the_running_embedded_server_has_the_settings():
+    wanted = embedded_tuning(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    with connections["owner"].cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting::bigint, pending_restart FROM pg_settings WHERE name = ANY(%s)",
+            [list(wanted)],
+        )
+        rows = {name: (setting, pending) for name, setting, pending in cursor.fetchall()}
+    assert rows == {name: (value, False) for name, value in wanted.items()}
