@@ -26,10 +26,11 @@ def test_shared_buffers_are_a_quarter_of_memory_within_bounds(memory: int, buffe
     assert embedded_tuning(memory)["shared_buffers"] == buffers_mb * 128  # 8 kB pages
 
 
-def test_checkpoints_are_spaced_for_batch_writes():
+def test_checkpoints_and_wal_buffers_are_sized_for_batch_writes():
     tuning = embedded_tuning(8 * GB)
     assert tuning["max_wal_size"] == 4096  # MB
     assert tuning["checkpoint_timeout"] == 900  # s
+    assert tuning["wal_buffers"] == 8192  # 8 kB pages: 64 MB
 
 
 @pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="an external server is its DBA's")
