@@ -96,6 +96,8 @@ def test_tiny_book_in_place() -> None:
     assert f["naive_orders"] > 0
     assert f["peak_rss_mb"] > 0
     assert f["parent_peak_rss_mb"] > 0
+    # What the workers were handed at the fork, counted in their resident set too.
+    assert 0 < f["worker_rss_at_fork_mb"] <= f["peak_rss_mb"]
     assert {"load", "engine", "rules", "write"} <= set(f["phases"])
     assert 0 < f["worst_start_seconds"] < f["worst_seconds"]
     assert f["worst_outside_phases_seconds"] == pytest.approx(

@@ -121,7 +121,7 @@ class Timed:
     run: RebalanceRun
     seconds: float
     start_seconds: float  # rebalance_run_start alone
-    worker_rss_kb: list[int]
+    worker_rss_kb: list[tuple[int, int]]  # (peak, at fork) per worker
 
 
 # --------------------------------------------------------------------------- scratch database
@@ -173,6 +173,9 @@ def _worker(
     """A forked worker: computes the chunks it takes from ``tasks`` until it reads None,
     each in its own transaction, then reports its peak resident set (KB). Like a
     Celery worker of concurrency ``workers``, it knows how many share the host."""
+    # What the fork handed over (the parent's pages, shared until written): it counts in
+    # the worker's resident set, and grows with whatever the parent holds at the time.
+    at_fork_kb = _resident_kb()
     host_workers_set(workers)
     # As a production worker runs: Django's debug log of every query (dev settings)
     # grows with each chunk, 0.18 MB a chunk, and would be measured as the run's.
@@ -182,7 +185,7 @@ def _worker(
             while (index := tasks.get()) is not None:
                 with transaction.atomic():
                     rebalance_chunk_compute(run_id=run_id, portfolio_ids=chunks[index].tolist())
-        results.put(("ok", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        results.put(("ok", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, at_fork_kb)))
     except BaseException:
         results.put(("error", traceback.format_exc()))
     finally:
@@ -196,8 +199,9 @@ def compute_in_workers(
     chunks: list[np.ndarray],
     workers: int,
     progress: Callable[[], None] | None = None,
-) -> list[int]:
-    """Compute a run's chunks in ``workers`` forked processes; their peak RSS (KB)."""
+) -> list[tuple[int, int]]:
+    """Compute a run's chunks in ``workers`` forked processes; each one's peak resident
+    set and its resident set when it started, as forked (KB)."""
     connections.close_all()  # a forked child must open its own connection
     context = mp.get_context("fork")
     tasks: mp.queues.Queue[int | None] = context.Queue()
@@ -242,7 +246,17 @@ def compute_in_workers(
     errors = [detail for status, detail in reports if status == "error"]
     if errors:
         raise CommandError(f"a bench worker failed:\n{errors[0]}")
-    return [int(detail) for _, detail in reports]
+    return [(int(peak), int(at_fork)) for _, (peak, at_fork) in reports]
+
+
+def _resident_kb() -> int:
+    """This process's resident set now (KB), 0 where /proc is not there."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 # --------------------------------------------------------------------------- command
@@ -428,12 +442,9 @@ class Command(BaseCommand):
         floor = read_seconds + write_seconds
         per_portfolio_ms = 1000 * worst.seconds / n
         naive_ms = naive.get("naive_per_portfolio_ms")
-        peak_kb = max(
-            typical.worker_rss_kb
-            + typical_more.worker_rss_kb
-            + worst.worker_rss_kb
-            + worst_more.worker_rss_kb
-        )
+        timed = (typical, typical_more, worst, worst_more)
+        peak_kb = max(peak for t in timed for peak, _ in t.worker_rss_kb)
+        at_fork_kb = max(at_fork for t in timed for _, at_fork in t.worker_rss_kb)
         figures.update(
             {
                 "typical_seconds": round(typical.seconds, 6),
@@ -465,10 +476,11 @@ class Command(BaseCommand):
                 if naive_ms and per_portfolio_ms
                 else None,
                 "peak_rss_mb": round(peak_kb / 1024, 1),
+                "worker_rss_at_fork_mb": round(at_fork_kb / 1024, 1),
                 "worker_peak_rss_mb": {
-                    "typical": round(max(typical.worker_rss_kb) / 1024, 1),
-                    "worst": round(max(worst.worker_rss_kb) / 1024, 1),
-                    "worst_2_workers": round(max(worst_more.worker_rss_kb) / 1024, 1),
+                    "typical": round(max(p for p, _ in typical.worker_rss_kb) / 1024, 1),
+                    "worst": round(max(p for p, _ in worst.worker_rss_kb) / 1024, 1),
+                    "worst_2_workers": round(max(p for p, _ in worst_more.worker_rss_kb) / 1024, 1),
                 },
                 "phases": worst.run.timings,
                 # The worst run's time outside its chunks' phases: starting the run, forking
