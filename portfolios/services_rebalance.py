@@ -736,11 +736,18 @@ def _run_engine(state: ChunkState, run: RebalanceRun) -> ChunkResult:
     return ChunkResult(proposals=proposals)
 
 
+#: Decimal places of weights, drifts and bands (their columns' scale).
+SHARE_PLACES = 8
+
+
 def _decimal_texts(values: Any, places: int) -> list[str]:
     """Engine floats rounded once, half to even, to ``places`` decimals, as the numeric
     text COPY writes (``12345e-2`` is 123.45): whole numbers format in half the time
     floats do, and a run formats millions of these."""
-    units = np.rint(np.asarray(values, dtype=np.float64) * 10.0**places).astype(np.int64)
+    scaled = np.asarray(values, dtype=np.float64) * 10.0**places
+    if not np.isfinite(scaled).all():
+        raise ValueError(f"not a finite amount: {scaled[~np.isfinite(scaled)][0]}")
+    units = np.rint(scaled).astype(np.int64)
     suffix = f"e-{places}"
     return [f"{u}{suffix}" for u in units.tolist()]
 
@@ -756,10 +763,12 @@ def _shares(values: Any) -> list[str]:
 
 
 def _money(value: float) -> str:
+    """One amount as :func:`_moneys` renders it (the naive baseline's)."""
     return _moneys([value])[0]
 
 
 def _share(value: float) -> str:
+    """One weight or drift as :func:`_shares` renders it."""
     return _shares([value])[0]
 
 
@@ -945,7 +954,6 @@ RUN_PORTFOLIO_COLUMNS = (
 )
 ORDER_LOT_COLUMNS = ("firm_id", "order_id", "lot_id", "quantity", "realised_gain", "short_term")
 TRIGGER_NAMES = {int(t): t.name for t in engine.Trigger}
-SHARE_PLACES = 8
 REASON_NAMES = {int(r): r.name for r in engine.Reason}
 # Portfolio statuses by code, in the order _portfolio_statuses computes them.
 _STATUS_CODES = (
