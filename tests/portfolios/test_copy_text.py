@@ -51,7 +51,9 @@ def test_engine_floats_are_rounded_once_to_their_places(values: list[float], pla
     unit = Decimal(1).scaleb(-places)
     for value, text in zip(values, texts, strict=True):
         decimal = Decimal(text)
-        assert decimal.as_tuple().exponent >= -places  # on the column's scale
+        exponent = decimal.as_tuple().exponent
+        assert isinstance(exponent, int)
+        assert exponent >= -places  # on the column's scale
         # Within half a unit of the float, up to the float's own rounding of x * 10**p.
         assert abs(decimal - Decimal(value)) <= unit / 2 + Decimal(abs(value)) * Decimal("1e-15")
 
