@@ -282,6 +282,18 @@ class JSONTextField(models.TextField):  # type: ignore[type-arg]
         return str(self.get_prep_value(self.value_from_object(obj)))
 
 
+def _statement_checked(
+    to: Any, *, on_delete: Any, related_name: str
+) -> models.ForeignKey[Any, Any]:
+    """A reference without a per-row foreign key or an index of its own: a trigger
+    checks it once per INSERT statement (migrations 0009 and 0012) and composite
+    indexes that start with the firm serve its lookups. The ORM's CASCADE and PROTECT
+    apply as usual."""
+    return models.ForeignKey(
+        to, on_delete=on_delete, related_name=related_name, db_constraint=False, db_index=False
+    )
+
+
 class RunPortfolio(FirmOwnedModel):
     """One portfolio's part in a run: its state, target, trigger, and the outcome."""
 
@@ -290,26 +302,10 @@ class RunPortfolio(FirmOwnedModel):
     # As for orders: references checked once per INSERT statement (migration 0012), not
     # by per-row foreign keys, whose deferred checks locked each portfolio row at commit
     # and cost more than writing the run row. The composite indexes serve the lookups.
-    firm = models.ForeignKey(
-        "accounts.Firm",
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    run = models.ForeignKey(
-        RebalanceRun,
-        on_delete=models.CASCADE,
-        related_name="portfolios",
-        db_constraint=False,
-        db_index=False,
-    )
-    portfolio = models.ForeignKey(
-        "portfolios.Portfolio",
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
+    firm = _statement_checked("accounts.Firm", on_delete=models.PROTECT, related_name="+")
+    run = _statement_checked(RebalanceRun, on_delete=models.CASCADE, related_name="portfolios")
+    portfolio = _statement_checked(
+        "portfolios.Portfolio", on_delete=models.PROTECT, related_name="+"
     )
     status = models.CharField(max_length=20, choices=RunPortfolioStatus.choices)
     trigger = models.CharField(max_length=20, help_text="Engine trigger code name.")
@@ -381,34 +377,12 @@ class Order(FirmOwnedModel):
     # not row by row: per-row foreign keys were most of the cost of writing a run's
     # orders. The trigger runs under row-level security, so it also refuses a
     # reference to another firm's run or portfolio.
-    firm = models.ForeignKey(
-        "accounts.Firm",
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
+    firm = _statement_checked("accounts.Firm", on_delete=models.PROTECT, related_name="+")
+    run = _statement_checked(RebalanceRun, on_delete=models.CASCADE, related_name="orders")
+    portfolio = _statement_checked(
+        "portfolios.Portfolio", on_delete=models.PROTECT, related_name="+"
     )
-    run = models.ForeignKey(
-        RebalanceRun,
-        on_delete=models.CASCADE,
-        related_name="orders",
-        db_constraint=False,
-        db_index=False,
-    )
-    portfolio = models.ForeignKey(
-        "portfolios.Portfolio",
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    asset = models.ForeignKey(
-        "portfolios.Asset",
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
+    asset = _statement_checked("portfolios.Asset", on_delete=models.PROTECT, related_name="+")
     side = models.CharField(max_length=4, choices=OrderSide.choices)
     quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
     price = models.DecimalField(
@@ -464,20 +438,8 @@ class OrderLot(FirmOwnedModel):
     objects = FirmScopedManager["OrderLot"]()
 
     # Checked per statement, like Order's references (migration 0009).
-    firm = models.ForeignKey(
-        "accounts.Firm",
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    order = models.ForeignKey(
-        Order,
-        on_delete=models.CASCADE,
-        related_name="lots",
-        db_constraint=False,
-        db_index=False,
-    )
+    firm = _statement_checked("accounts.Firm", on_delete=models.PROTECT, related_name="+")
+    order = _statement_checked(Order, on_delete=models.CASCADE, related_name="lots")
     lot = models.ForeignKey(
         "portfolios.TaxLot", on_delete=models.PROTECT, related_name="+", db_constraint=False
     )
