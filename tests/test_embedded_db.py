@@ -12,18 +12,10 @@ from advisor.db import embedded_tuning
 GB = 2**30
 
 
-@pytest.mark.parametrize(
-    ("memory", "buffers_mb"),
-    [
-        (256 * 2**20, 128),  # never below PostgreSQL's default
-        (2 * GB, 512),
-        (8 * GB, 2048),
-        (24 * GB, 4096),
-        (256 * GB, 4096),  # at most 4 GB
-    ],
-)
-def test_shared_buffers_are_a_quarter_of_memory_within_bounds(memory: int, buffers_mb: int):
-    assert embedded_tuning(memory)["shared_buffers"] == buffers_mb * 128  # 8 kB pages
+@pytest.mark.parametrize("memory", [256 * 2**20, 8 * GB, 256 * GB])
+def test_shared_buffers_stay_at_the_default(memory: int):
+    # A quarter of memory made one worker's worst case slower (advisor.db docstring).
+    assert embedded_tuning(memory)["shared_buffers"] == 128 * 128  # 8 kB pages: 128 MB
 
 
 def test_checkpoints_and_wal_buffers_are_sized_for_batch_writes():
