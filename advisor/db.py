@@ -147,33 +147,22 @@ def _bootstrap_embedded(socket_dir: str) -> None:
     mark.write_text("roles and database created\n")
 
 
-def embedded_tuning(memory_bytes: int) -> dict[str, int]:
-    """Server settings for the embedded PostgreSQL, sized for batch writes, in the
-    server's own units (``pg_settings.unit``).
-
-    PostgreSQL's defaults checkpoint every 1 GB of WAL or 5 minutes: at 1,000,000
-    portfolios a batch run checkpointed every 18 seconds, each checkpoint followed by
-    a full-page image of every page touched again. So checkpoints every 4 GB of WAL or
-    15 minutes, and 64 MB of WAL buffers (4 MB otherwise, at the default shared
-    buffers), so that two workers' backends do not queue for the WAL write lock while
-    the other flushes at its commit. Shared buffers stay at the default: a quarter of
-    memory (4 GB here) made one worker's worst case about a fifth slower against the
-    floor measured in the same run (100,000 portfolios). ``memory_bytes`` is kept for
-    sizing by memory. An external server is its DBA's."""
-    del memory_bytes
-    return {
-        "shared_buffers": 16384,  # 8 kB pages: 128 MB, PostgreSQL's default
-        "max_wal_size": 4096,  # MB
-        "checkpoint_timeout": 900,  # s
-        "wal_buffers": 8192,  # 8 kB pages: 64 MB
-    }
-
-
-def _memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 2**30
+#: Server settings for the embedded PostgreSQL, sized for batch writes, in the server's
+#: own units (``pg_settings.unit``). PostgreSQL's defaults checkpoint every 1 GB of WAL
+#: or 5 minutes: at 1,000,000 portfolios a batch run checkpointed every 18 seconds, each
+#: checkpoint followed by a full-page image of every page touched again. So checkpoints
+#: every 4 GB of WAL or 15 minutes, and 64 MB of WAL buffers (4 MB otherwise, at the
+#: default shared buffers), so that two workers' backends do not queue for the WAL write
+#: lock while the other flushes at its commit. Shared buffers stay at the default: a
+#: quarter of memory (4 GB here) made one worker's worst case about a fifth slower
+#: against the floor measured in the same run (100,000 portfolios). An external server
+#: is its DBA's.
+EMBEDDED_TUNING = {
+    "shared_buffers": 16384,  # 8 kB pages: 128 MB, PostgreSQL's default
+    "max_wal_size": 4096,  # MB
+    "checkpoint_timeout": 900,  # s
+    "wal_buffers": 8192,  # 8 kB pages: 64 MB
+}
 
 
 def _tune_embedded(socket_dir: str, wanted: dict[str, int]) -> bool:
@@ -203,7 +192,7 @@ def _tune_embedded(socket_dir: str, wanted: dict[str, int]) -> bool:
 
 def _tune_embedded_once(server: Any, socket_dir: str) -> None:
     """Tune (and restart) once per data folder and tuning, not in every process."""
-    wanted = embedded_tuning(_memory_bytes())
+    wanted = EMBEDDED_TUNING
     mark = EMBEDDED_DATA_DIR / (
         ".advisor-tuning-" + "-".join(f"{k}={v}" for k, v in sorted(wanted.items()))
     )
