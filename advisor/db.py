@@ -206,11 +206,16 @@ def _tune_embedded_once(server: Any, socket_dir: str) -> None:
 
 
 def _restart_embedded(server: Any) -> None:
+    # restart keeps the options the server was started with (socket, no TCP).
+    _pg_ctl(["-w", "-l", str(server.log), "restart"])
+
+
+def _pg_ctl(args: list[str]) -> None:
+    """pg_ctl on the embedded data folder, as the user pgserver runs it under."""
     from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
-    # restart keeps the options the server was started with (socket, no TCP).
-    pg_ctl(["-w", "-l", str(server.log), "restart"], pgdata=EMBEDDED_DATA_DIR, user=user)
+    pg_ctl(args, pgdata=EMBEDDED_DATA_DIR, user=user)
 
 
 def embedded_params() -> tuple[ConnectionParams, ConnectionParams]:
@@ -268,12 +273,10 @@ def database_settings(env: dict[str, str] | None = None) -> dict[str, dict[str, 
 
 def embedded_stop() -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
     from pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(EMBEDDED_DATA_DIR)
     if info is None or not info.is_running():
         return False
-    user = "pgserver" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "stop"], pgdata=EMBEDDED_DATA_DIR, user=user)
+    _pg_ctl(["-w", "stop"])
     return True
