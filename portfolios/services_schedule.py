@@ -13,10 +13,13 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.tenancy.context import require_firm
+from portfolios.bulk import map_on_connections
+from portfolios.chunking import chunked
 from portfolios.engine import rebalance as engine
 from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.models_rebalance import (
@@ -89,11 +92,17 @@ def rebalance_calendar_due(*, today: dt.date | None = None) -> RebalanceRun | No
     )
 
 
-def drift_scan(*, as_of: dt.date | None = None) -> list[int]:
+def drift_scan(
+    *, as_of: dt.date | None = None, chunk_size: int = SCAN_CHUNK_SIZE, threads: int | None = None
+) -> list[int]:
     """The ids of portfolios under a threshold policy that are outside their bands (or
-    below their cash floor) today. Reads only."""
+    below their cash floor) today. Reads only, chunk by chunk, each chunk in its own
+    transaction; ``threads`` chunks at a time on connections of their own (default
+    ``settings.REBALANCE_SCAN_THREADS``; one by one inside a caller's transaction)."""
     firm = require_firm()
     as_of = as_of or timezone.localdate()
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: {chunk_size}, expected at least 1")
     with transaction.atomic():
         # Every open portfolio following a strategy; those under calendar-only policies
         # are dropped per chunk, where their effective policy is known anyway.
@@ -108,14 +117,19 @@ def drift_scan(*, as_of: dt.date | None = None) -> list[int]:
             policy_snapshot=run_inputs_snapshot(portfolio_ids=ids, as_of=as_of, firm_id=firm.pk),
         )
     probe.policy_snapshot["force"] = False
-    out: list[int] = []
-    for start in range(0, len(ids), SCAN_CHUNK_SIZE):
+    policies = probe.policy_snapshot["policies"]
+
+    def outside(chunk: list[int]) -> list[int]:
         with transaction.atomic():
-            state = chunk_state_load(
-                run=probe, portfolio_ids=ids[start : start + SCAN_CHUNK_SIZE], drift_only=True
-            )
-        out.extend(_outside_bands(state, probe.policy_snapshot["policies"]))
-    return sorted(out)
+            state = chunk_state_load(run=probe, portfolio_ids=chunk, drift_only=True)
+        return _outside_bands(state, policies)
+
+    found = map_on_connections(
+        outside,
+        chunked(ids, chunk_size),
+        threads=settings.REBALANCE_SCAN_THREADS if threads is None else threads,
+    )
+    return sorted(pid for chunk in found for pid in chunk)
 
 
 def _outside_bands(state: ChunkState, policies: dict[str, Any]) -> list[int]:

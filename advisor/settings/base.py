@@ -200,6 +200,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Rebalance chunks write behind a thread when the host has a core beyond its workers'
 # (unset: decided per worker, portfolios.bulk.spare_cores); "1" or "0" forces it.
 REBALANCE_WRITE_BEHIND = {"1": True, "0": False}.get(os.environ.get("REBALANCE_WRITE_BEHIND", ""))
+# The daily drift scan reads this many chunks at once, each on its own connection: the
+# database reads two while Python works on a third.
+REBALANCE_SCAN_THREADS = int(os.environ.get("REBALANCE_SCAN_THREADS", "2"))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
