@@ -45,7 +45,7 @@ from portfolios.bulk import (
     spare_cores,
     write_behind,
 )
-from portfolios.chunking import chunked, in_ids
+from portfolios.chunking import chunked, collector_paused, in_ids
 from portfolios.engine import exact
 from portfolios.engine import rebalance as engine
 from portfolios.engine.customise import Customisation
@@ -892,7 +892,7 @@ def rebalance_chunk_compute(*, run_id: int, portfolio_ids: Sequence[int]) -> dic
     portfolios already have their run rows (a retry, a re-delivery) does nothing."""
     firm = require_firm()
     started = time.perf_counter()
-    with transaction.atomic():
+    with collector_paused(), transaction.atomic():
         # Not its scope: a scan's run lists every portfolio it covers, read per chunk.
         run = RebalanceRun.objects.defer("scope").get(pk=run_id)
         if RunPortfolio.objects.filter(in_ids("portfolio_id", portfolio_ids), run=run).exists():

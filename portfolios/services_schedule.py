@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.tenancy.context import require_firm
 from portfolios.bulk import map_on_connections
-from portfolios.chunking import chunked
+from portfolios.chunking import chunked, collector_paused
 from portfolios.engine import rebalance as engine
 from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.models_rebalance import (
@@ -120,7 +120,7 @@ def drift_scan(
     policies = probe.policy_snapshot["policies"]
 
     def outside(chunk: list[int]) -> list[int]:
-        with transaction.atomic():
+        with collector_paused(), transaction.atomic():
             state = chunk_state_load(run=probe, portfolio_ids=chunk, drift_only=True)
         return _outside_bands(state, policies)
 
