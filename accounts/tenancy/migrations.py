@@ -11,8 +11,15 @@ from typing import Any
 from django.db import migrations
 
 POLICY_NAME = "firm_isolation"
-FIRM_SETTING = "NULLIF(current_setting('app.firm_id', true), '')::bigint"
-USER_SETTING = "NULLIF(current_setting('app.user_id', true), '')::bigint"
+# A sub-select, which PostgreSQL runs once per query as an InitPlan: the planner then
+# estimates ``firm_id = (SELECT ...)`` as an average firm's share of the table. Written
+# as the bare setting, it would read the setting's value while planning and estimate
+# the current firm from the column's statistics; a firm that is new to a table (its
+# first rebalance run) is absent from them, estimated at one row, and a lookup by
+# primary key was planned as a scan of the firm's rows instead, once per row looked
+# up (migration accounts 0006).
+FIRM_SETTING = "(SELECT NULLIF(current_setting('app.firm_id', true), '')::bigint)"
+USER_SETTING = "(SELECT NULLIF(current_setting('app.user_id', true), '')::bigint)"
 
 
 def firm_predicate(column: str = "firm_id") -> str:
