@@ -46,6 +46,8 @@ def to_canonical(value: Any) -> Any:
             )
             for k, v in value.items()
         }
+    if kind is list:  # reason codes: strings, kept in order
+        return [v if type(v) is str and "\x00" not in v else to_canonical(v) for v in value]
     if kind is int or kind is bool or value is None:
         return value
     if isinstance(value, str):
@@ -71,7 +73,24 @@ def to_canonical(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> str:
+    # Reason codes: a flat list of strings and integers, written out as json.dumps
+    # writes it (three times faster; the tests compare the two). Dicts are faster
+    # through json.dumps's C encoder.
+    if type(value) is list:
+        items = [_flat_json(v) for v in value]
+        if None not in items:
+            return "[" + ",".join(items) + "]"  # type: ignore[arg-type]
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _flat_json(value: Any) -> str | None:
+    """A string's or an integer's canonical JSON; None for anything else."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
+    return None
 
 
 def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:

@@ -4,6 +4,7 @@ exactly what ``event_hash`` gives the whole event (pure, no database)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from hypothesis import given, settings
@@ -88,3 +89,24 @@ def test_a_changed_field_changes_the_hash() -> None:
     assert all(digest(**{k: "other"}) != base for k in fields if k not in ("firm_id", "actor_id"))
     assert digest(firm_id=2) != base
     assert digest(actor_id=9) != base
+
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(st.characters(exclude_characters="\x00"))
+    | st.floats(allow_nan=False)
+)
+
+
+@settings(max_examples=300)
+@given(value=st.lists(_json_scalars | st.lists(_json_scalars, max_size=2), max_size=6))
+def test_a_list_is_written_as_json_dumps_writes_it(value: list[Any]) -> None:
+    # canonical_json writes flat lists of strings and integers itself; anything else
+    # (booleans, None, floats, nested lists) falls back to json.dumps.
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert canonical_json(value) == expected
+    assert canonical_json(to_canonical(value)) == json.dumps(
+        to_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
