@@ -87,7 +87,7 @@ def _flat_json(value: Any) -> str | None:
     """A string's or an integer's canonical JSON; None for anything else."""
     kind = type(value)
     if kind is str:
-        return encode_basestring_ascii(value)  # type: ignore[no-any-return]
+        return encode_basestring_ascii(value)
     if kind is int:
         return str(value)
     return None
