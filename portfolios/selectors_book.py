@@ -327,11 +327,17 @@ class DriftMatrix:
 
 
 def book_drift_matrix(
-    *, membership: Membership, portfolio_ids: Iterable[int] | None = None
+    *,
+    membership: Membership,
+    portfolio_ids: Iterable[int] | None = None,
+    as_of: dt.date | None = None,
 ) -> DriftMatrix:
     """Drift per asset class of every portfolio the caller sees (portfolios x classes):
-    weight of the class in the NAV minus its target. Portfolios without a strategy
-    (or whose strategy has no version) are left out. Seven queries in all."""
+    weight of the class in the NAV minus its target, the target as the rebalancing
+    engine sets it (the strategy's weights scaled by one less the policy's cash target,
+    and the cash target itself). Prices are the latest usable close (on or before
+    ``as_of`` when given). Portfolios without a strategy (or whose strategy has no
+    version) are left out. Seven queries in all."""
     visible = portfolio_list_visible(membership=membership).filter(strategy__isnull=False)
     if portfolio_ids is not None:
         visible = visible.filter(pk__in=list(portfolio_ids))
@@ -358,7 +364,7 @@ def book_drift_matrix(
         ).values_list("pk", "symbol", "asset_class")
     }
     class_of_symbol = dict(assets.values())
-    prices = price_latest_map(asset_ids=assets)
+    prices = price_latest_map(asset_ids=assets, as_of=as_of)
     policy_ids = {p[5] for p in portfolios if p[5] is not None}
     cash_targets = dict(
         RebalancePolicy.objects.filter(pk__in=policy_ids).values_list("pk", "cash_target")

@@ -36,7 +36,11 @@ from portfolios.models_rebalance import (
     RebalanceRun,
     RunPortfolio,
 )
-from portfolios.selectors_book import price_latest_map, strategy_version_latest_map
+from portfolios.selectors_book import (
+    book_drift_matrix,
+    price_latest_map,
+    strategy_version_latest_map,
+)
 
 __all__ = [
     "ORDER_CSV_COLUMNS",
@@ -344,50 +348,40 @@ def book_drift_by_class(
     sort: str = "drift",
     limit: int | None = 500,
 ) -> BookDrift:
-    """The drift of every open portfolio the caller sees, per asset class: weight now
-    (holdings at the latest usable close on or before ``as_of``) less the weight of its
-    strategy's current version. Sorted by ``sort`` (drift, nav, name, number), first
-    ``limit`` rows; ``total`` counts them all."""
+    """The drift of every open portfolio the caller sees, per asset class, as
+    :func:`book_drift_matrix` computes it for the API (the same numbers on the page and
+    in the API, against the targets the engine trades to), with each portfolio's name
+    and household. Sorted by ``sort`` (drift, nav, name, number), first ``limit`` rows;
+    ``total`` counts them all."""
     if sort not in SORTS:
         raise ValueError(f"sort: one of {', '.join(SORTS)}")
-    as_of = as_of or timezone.localdate()
-    portfolios = list(
-        portfolio_list_visible(membership=membership)
+    portfolios = {
+        p.pk: p
+        for p in portfolio_list_visible(membership=membership)
         .filter(status=PortfolioStatus.OPEN, strategy__isnull=False)
         .select_related("client__household")
-    )
-    valued = _value(portfolios, as_of)
-    class_of_symbol = {symbol: cls for symbol, _, cls in valued.assets.values()}
-    per_portfolio: list[tuple[Portfolio, dict[str, Decimal]]] = []
-    used: set[str] = set()
-    for p in portfolios:
-        nav = valued.nav[p.pk]
-        drift: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for aid, value in valued.values[p.pk].items():
-            drift[valued.assets[aid][2]] += _weight(value, nav)
-        for symbol, weight in valued.targets.get(p.strategy_id or 0, {}).items():
-            drift[class_of_symbol.get(symbol, AssetClass.CASH)] -= weight
-        used |= set(drift)
-        per_portfolio.append((p, drift))
-    order = [code for code in AssetClass.values if code in used]
+    }
+    matrix = book_drift_matrix(membership=membership, portfolio_ids=list(portfolios), as_of=as_of)
     labels = dict(AssetClass.choices)
     rows = []
-    for p, drift in per_portfolio:
-        cells: list[Decimal | None] = [drift.get(c) for c in order]
+    for row in matrix.rows:
+        p = portfolios[row.portfolio_id]
         rows.append(
             DriftRow(
                 portfolio_id=p.pk,
                 number=p.number,
                 name=p.name or str(p.client),
                 household=p.client.household.name,
-                nav=valued.nav[p.pk].quantize(Decimal("0.01")),
-                drifts=cells,
-                max_drift=max((abs(c) for c in cells if c is not None), default=ZERO),
+                nav=row.nav,
+                drifts=[row.drift.get(c) for c in matrix.asset_classes],
+                max_drift=row.max_abs_drift,
             )
         )
     rows.sort(key=SORTS[sort])
     return BookDrift(
-        classes=[(c, str(labels[c])) for c in order],
+        classes=[
+            (c, str(labels.get(c, c.replace("_", " ").capitalize()))) for c in matrix.asset_classes
+        ],
         rows=rows if limit is None else rows[:limit],
         total=len(rows),
     )

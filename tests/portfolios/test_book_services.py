@@ -23,6 +23,7 @@ from portfolios.models_market import Asset, Price
 from portfolios.models_rebalance import RebalancePolicy
 from portfolios.models_strategy import Strategy, StrategyVersion
 from portfolios.selectors_book import book_drift_matrix, portfolio_holdings
+from portfolios.selectors_rebalance import book_drift_by_class
 from portfolios.services_book import (
     cash_flow_cancel,
     cash_flow_request,
@@ -309,6 +310,18 @@ def test_holdings_and_drift_hand_checked(book: Book, tiny: dict[str, Any]) -> No
         "us_equity": Decimal("-0.094"), "us_bonds": Decimal("0.004"), "cash": Decimal("0.09")
     }  # fmt: skip
     assert row.max_abs_drift == Decimal("0.094")
+
+    # The rebalancing page shows the same numbers, against the same targets (the cash
+    # target included), as the API, with the classes' labels.
+    with firm_context(firm), transaction.atomic():
+        page = book_drift_by_class(membership=membership)
+    assert page.classes == [("us_bonds", "US bonds"), ("us_equity", "US equity"), ("cash", "Cash")]
+    (page_row,) = page.rows
+    assert page_row.portfolio_id == book.portfolio.pk
+    assert page_row.drifts == [Decimal("0.004"), Decimal("-0.094"), Decimal("0.09")]
+    assert page_row.max_drift == Decimal("0.094")
+    assert page_row.nav == Decimal("1000.00")
+    assert page.total == 1
 
 
 def _membership(user: User, book: Book) -> Any:
