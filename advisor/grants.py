@@ -1,7 +1,8 @@
 """Privileges of the application role, re-applied after every migrate.
 
 The application role may read and write every table, TRUNCATE none, and on the
-audit table and the strategy version tables only INSERT and SELECT. It owns nothing,
+audit table, the chain verifications and the strategy version tables only INSERT and
+SELECT. It owns nothing,
 so row-level security applies.
 """
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from django.db import connections
 
-APPEND_ONLY_TABLES = ("compliance_auditevent",)
+APPEND_ONLY_TABLES = ("compliance_auditevent", "compliance_chainverification")
 # Immutable strategy model versions: a trigger refuses UPDATE and DELETE to everyone;
 # the REVOKE is a second layer for the application role.
 VERSION_TABLES = ("portfolios_strategyversion", "portfolios_customisedversion")

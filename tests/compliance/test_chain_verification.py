@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core import mail
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from accounts.models import Membership, Role, User
+from accounts.tenancy.checks import application_role
 from accounts.tenancy.context import firm_context
 from advisor.celery import app
 from compliance import tasks
@@ -141,3 +142,49 @@ def test_alert_refuses_an_intact_check():
             firm=None,  # type: ignore[arg-type]
             verification=ChainVerification(ok=True, events_checked=1),
         )
+
+
+# --- recorded checks are append-only ------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_a_recorded_check_cannot_be_changed_or_deleted_by_anyone(firm_a):
+    record(firm_a.firm, 3)
+    owner_tamper(firm_a.firm, record(firm_a.firm, 1)[0].pk)
+    broken = verification_service.audit_chain_nightly_check(firm=firm_a.firm)
+    assert not broken.ok
+    table = "compliance_chainverification"
+
+    with firm_context(firm_a.firm):  # the application role, through the ORM
+        with pytest.raises(DatabaseError), transaction.atomic():
+            ChainVerification.objects.filter(pk=broken.pk).update(ok=True, message="")
+        with pytest.raises(DatabaseError), transaction.atomic():
+            ChainVerification.objects.filter(pk=broken.pk).delete()
+
+    owner = connections["owner"]
+
+    def as_owner(sql: str) -> None:
+        with transaction.atomic(using="owner"), owner.cursor() as cursor:
+            cursor.execute("SELECT set_config('app.firm_id', %s, true)", [str(firm_a.firm.pk)])
+            cursor.execute(sql)
+
+    for sql in (f"UPDATE {table} SET ok = true", f"DELETE FROM {table}", f"TRUNCATE {table}"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            as_owner(sql)
+
+    (kept,) = checks(firm_a.firm)
+    assert (kept.pk, kept.ok, kept.message) == (broken.pk, False, broken.message)
+    with owner.cursor() as cursor:
+        privileges = {}
+        for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"):
+            cursor.execute(
+                "SELECT has_table_privilege(%s, %s, %s)", [application_role(), table, privilege]
+            )
+            privileges[privilege] = cursor.fetchone()[0]
+    assert privileges == {
+        "SELECT": True,
+        "INSERT": True,
+        "UPDATE": False,
+        "DELETE": False,
+        "TRUNCATE": False,
+    }
