@@ -17,9 +17,7 @@ from django.db import connection, connections, transaction
 
 from accounts.tenancy import firm_context
 from accounts.tenancy.migrations import FIRM_SETTING, firm_predicate
-from portfolios import bench_book
-from portfolios.services_book import rebalance_policy_default_get
-from portfolios.services_rebalance import engine_policy, policy_snapshot
+from tests.portfolios.rebalance_factories import bench_book_seed
 
 BOTH = ["default", "owner"]
 # As the statement-level reference checks plan their probes (migration portfolios 0009).
@@ -71,19 +69,7 @@ def plan_as(firm, sql: str) -> str:
 @pytest.mark.django_db(transaction=True, databases=BOTH)
 def test_a_firm_absent_from_the_statistics_is_looked_up_by_primary_key(firm_a, firm_b):
     # Firm A holds 4,000 positions and the statistics know it; firm B holds none yet.
-    with firm_context(firm_a.firm):
-        with transaction.atomic():
-            market = bench_book.market_make(k=10, seed=5)
-            policy = engine_policy(policy_snapshot(rebalance_policy_default_get(firm=firm_a.firm)))
-        bench_book.seed_book(
-            firm=firm_a.firm,
-            n=400,
-            k=10,
-            seed=5,
-            market=market,
-            noise=0.05,
-            cash_target=policy.cash_target,
-        )
+    bench_book_seed(firm_a.firm, n=400, k=10, seed=5, noise=0.05)
     with connections["owner"].cursor() as cursor:
         cursor.execute("ANALYZE portfolios_holding")
 

@@ -12,11 +12,10 @@ from django.utils import timezone
 from accounts.tenancy.context import firm_context
 from portfolios import bench_book, services_schedule
 from portfolios.models import CashFlow, CashFlowKind, Price, RebalancePolicy, RunPortfolio
-from portfolios.services_book import rebalance_policy_default_get
-from portfolios.services_rebalance import engine_policy, policy_snapshot, rebalance_run_start
+from portfolios.services_rebalance import rebalance_run_start
 from portfolios.services_schedule import drift_scan, period_start
 
-from .rebalance_factories import AS_OF, asset_make, portfolio_make, strategy_make
+from .rebalance_factories import AS_OF, asset_make, bench_book_seed, portfolio_make, strategy_make
 
 pytestmark = pytest.mark.django_db
 
@@ -129,19 +128,8 @@ def test_drift_scan_picks_what_a_full_run_finds_outside_its_bands(
     # at the same prices, lots and all, must find exactly the same portfolios triggered
     # by a band or the cash floor.
     firm = firm_a.firm
+    bench_book_seed(firm, n=240, k=6, seed=3)
     with firm_context(firm):
-        market = bench_book.market_make(k=6, seed=3)
-        policy = engine_policy(policy_snapshot(rebalance_policy_default_get(firm=firm)))
-        noise, _, _ = bench_book.calibrate(n=240, k=6, seed=3, market=market, policy=policy)
-        bench_book.seed_book(
-            firm=firm,
-            n=240,
-            k=6,
-            seed=3,
-            market=market,
-            noise=noise,
-            cash_target=policy.cash_target,
-        )
         scanned = drift_scan(as_of=bench_book.D1)
         with django_capture_on_commit_callbacks(execute=True):
             run = rebalance_run_start(

@@ -15,11 +15,9 @@ from accounts.tenancy.context import current_firm_id, firm_context
 from portfolios import bench_book
 from portfolios.bulk import map_on_connections
 from portfolios.models import Portfolio
-from portfolios.services_book import rebalance_policy_default_get
-from portfolios.services_rebalance import engine_policy, policy_snapshot
 from portfolios.services_schedule import drift_scan
 
-from .rebalance_factories import portfolio_make, strategy_make
+from .rebalance_factories import bench_book_seed, portfolio_make, strategy_make
 
 BOTH = ["default", "owner"]
 
@@ -106,20 +104,8 @@ def test_inside_a_transaction_the_callers_thread_reads_its_uncommitted_rows(two_
 @pytest.mark.django_db(transaction=True, databases=BOTH)
 def test_threaded_drift_scan_finds_what_the_sequential_one_finds(firm_a):
     firm = firm_a.firm
+    bench_book_seed(firm, n=300, k=5, seed=11)
     with firm_context(firm):
-        with transaction.atomic():
-            market = bench_book.market_make(k=5, seed=11)
-            policy = engine_policy(policy_snapshot(rebalance_policy_default_get(firm=firm)))
-        noise, _, _ = bench_book.calibrate(n=300, k=5, seed=11, market=market, policy=policy)
-        bench_book.seed_book(
-            firm=firm,
-            n=300,
-            k=5,
-            seed=11,
-            market=market,
-            noise=noise,
-            cash_target=policy.cash_target,
-        )
         sequential = drift_scan(as_of=bench_book.D1, chunk_size=40, threads=1)
         threaded = drift_scan(as_of=bench_book.D1, chunk_size=40, threads=3)
         one_chunk = drift_scan(as_of=bench_book.D1, chunk_size=1000, threads=3)
