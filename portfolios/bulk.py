@@ -327,20 +327,25 @@ def map_on_connections(
     return results  # type: ignore[return-value]
 
 
-def ids_allocate(*, table: str, count: int, using: str = "default") -> list[int]:
-    """``count`` fresh ids from the sequence of ``table``'s ``id`` column, for rows
-    written by COPY that other rows of the same batch refer to."""
+def ids_allocate(*, table: str, count: int, using: str = "default") -> np.ndarray[Any, Any]:
+    """``count`` fresh ids from the sequence of ``table``'s ``id`` column, ascending,
+    for rows written by COPY that other rows of the same batch refer to."""
     if count <= 0:
-        return []
+        return np.zeros(0, dtype=np.int64)
     with _raw_cursor(using) as cursor:
         # The sequence is looked up once: pg_get_serial_sequence() inside the select
         # list would be evaluated again for every id (a catalog lookup each, 7x slower).
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
         (sequence,) = cursor.fetchone()
+        # Packed into one binary value, as arrays_fetch reads: a row per id cost 2 us
+        # each in the driver, five times drawing the id.
         cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count]
+            "SELECT string_agg(int8send(id), ''::bytea ORDER BY id) "
+            "FROM (SELECT nextval(%s::regclass) AS id FROM generate_series(1, %s)) AS drawn",
+            [sequence, count],
         )
-        return [row[0] for row in cursor.fetchall()]
+        (packed,) = cursor.fetchone()
+    return np.frombuffer(bytes(packed), dtype=">i8").astype(np.int64)
 
 
 def rows_fetch(queryset: Any, *, using: str = "default") -> list[tuple[Any, ...]]:

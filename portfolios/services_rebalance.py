@@ -1033,12 +1033,9 @@ def _chunk_write(
     audit: list[AuditEntry] = []
     # Ids drawn from the table's sequence up front, so lot picks can name their order
     # (and the writer thread need not wait for the caller's query).
-    all_order_ids = np.array(
-        ids_allocate(
-            table="portfolios_order",
-            count=sum(len(proposal.order_portfolio) for _, proposal, _, _ in result.proposals),
-        ),
-        dtype=np.int64,
+    all_order_ids = ids_allocate(
+        table="portfolios_order",
+        count=sum(len(proposal.order_portfolio) for _, proposal, _, _ in result.proposals),
     )
     with write_behind(background=spare_cores()) as writer:
         for rows, proposal, steps, extra in result.proposals:

@@ -105,11 +105,15 @@ def test_arrays_fetch_refuses_a_null(books):
 def test_ids_allocate_draws_distinct_ids_from_the_table_sequence(books):
     world, _, _ = books
     with firm_context(world.firm), transaction.atomic():
-        ids = ids_allocate(table="portfolios_order", count=500)
+        drawn = ids_allocate(table="portfolios_order", count=500)
         with connection.cursor() as cursor:
             cursor.execute("SELECT last_value FROM portfolios_order_id_seq")
             (last,) = cursor.fetchone()
+            after = ids_allocate(table="portfolios_order", count=3)
+    assert drawn.dtype == np.int64
+    ids = drawn.tolist()
     assert len(set(ids)) == 500
     assert ids == sorted(ids)
     assert ids[-1] == last
-    assert ids_allocate(table="portfolios_order", count=0) == []
+    assert after.tolist() == [last + 1, last + 2, last + 3]  # nothing drawn twice
+    assert len(ids_allocate(table="portfolios_order", count=0)) == 0
