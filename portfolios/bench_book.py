@@ -276,6 +276,51 @@ def seed_book(
     return counts
 
 
+@dataclasses.dataclass(frozen=True)
+class Seeded:
+    """A seeded book: its market, row counts and the noise calibration behind it."""
+
+    market: Market
+    counts: dict[str, int]
+    noise: float
+    predicted_share: float
+    calibration_sample: int
+
+
+def calibrated_book_seed(
+    *,
+    firm: Firm,
+    n: int,
+    k: int,
+    seed: int,
+    noise: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Seeded:
+    """The market, then a book of ``n`` x ``k`` (:func:`seed_book`) whose noise puts about
+    ``TYPICAL_SHARE`` of the portfolios outside the firm's default bands at D1
+    (:func:`calibrate`), unless ``noise`` is given. Inside the firm's context."""
+    from portfolios.services_book import rebalance_policy_default_get
+    from portfolios.services_rebalance import engine_policy, policy_snapshot
+
+    with transaction.atomic():
+        market = market_make(k=k, seed=seed)
+        policy = engine_policy(policy_snapshot(rebalance_policy_default_get(firm=firm)))
+    predicted, sample = float("nan"), 0
+    if noise is None:
+        noise, predicted, sample = calibrate(n=n, k=k, seed=seed, market=market, policy=policy)
+    counts = seed_book(
+        firm=firm,
+        n=n,
+        k=k,
+        seed=seed,
+        market=market,
+        noise=noise,
+        cash_target=policy.cash_target,
+        progress=progress,
+    )
+    return Seeded(market, counts, noise, predicted, sample)
+
+
 def _seed_block(
     *,
     firm: Firm,

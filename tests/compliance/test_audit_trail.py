@@ -47,6 +47,14 @@ def verify(*args: str) -> tuple[int, str]:
     return 0, out.getvalue()
 
 
+def owner_execute(firm, sql: str) -> None:
+    """One statement as the owner, in the firm (row-level security is forced), in its
+    own transaction."""
+    with transaction.atomic(using="owner"), connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT set_config('app.firm_id', %s, true)", [str(firm.pk)])
+        cursor.execute(sql)
+
+
 def owner_tamper(firm, *statements: tuple[str, list[Any]]) -> None:
     """Alter the trail as the owner: the triggers must be disabled first (DDL), and
     row-level security is forced, so the owner too needs the firm set."""
@@ -109,12 +117,13 @@ def test_application_role_cannot_change_events_through_the_orm(firm_a):
 
 
 @pytest.mark.django_db(databases=BOTH)
-def test_application_role_holds_insert_and_select_only():
+@pytest.mark.parametrize("table", [TABLE, "compliance_chainverification"])
+def test_application_role_holds_insert_and_select_only(table):
     with connections["owner"].cursor() as cursor:
         privileges = {}
         for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"):
             cursor.execute(
-                "SELECT has_table_privilege(%s, %s, %s)", [application_role(), TABLE, privilege]
+                "SELECT has_table_privilege(%s, %s, %s)", [application_role(), table, privilege]
             )
             privileges[privilege] = cursor.fetchone()[0]
     assert privileges == {
@@ -130,16 +139,9 @@ def test_application_role_holds_insert_and_select_only():
 @pytest.mark.django_db(transaction=True, databases=BOTH)
 def test_triggers_refuse_even_the_owner(firm_a):
     record(firm_a.firm, 2)
-    owner = connections["owner"]
-
-    def attempt(sql: str) -> None:
-        with transaction.atomic(using="owner"), owner.cursor() as cursor:
-            cursor.execute("SELECT set_config('app.firm_id', %s, true)", [str(firm_a.firm.pk)])
-            cursor.execute(sql)
-
     for sql in (f"UPDATE {TABLE} SET action = 'x'", f"DELETE FROM {TABLE}", f"TRUNCATE {TABLE}"):
         with pytest.raises(DatabaseError, match="append-only"):
-            attempt(sql)
+            owner_execute(firm_a.firm, sql)
     assert audit_chain_verify(firm=firm_a.firm).events_checked == 2
 
 

@@ -12,13 +12,13 @@ from django.core import mail
 from django.db import DatabaseError, connections, transaction
 
 from accounts.models import Membership, Role, User
-from accounts.tenancy.checks import application_role
 from accounts.tenancy.context import firm_context
 from advisor.celery import app
 from compliance import tasks
 from compliance.models import AuditEvent, ChainVerification
 from compliance.services import audit_record
 from compliance.services import verification as verification_service
+from tests.compliance.test_audit_trail import owner_execute
 
 TABLE = "compliance_auditevent"
 
@@ -161,30 +161,9 @@ def test_a_recorded_check_cannot_be_changed_or_deleted_by_anyone(firm_a):
         with pytest.raises(DatabaseError), transaction.atomic():
             ChainVerification.objects.filter(pk=broken.pk).delete()
 
-    owner = connections["owner"]
-
-    def as_owner(sql: str) -> None:
-        with transaction.atomic(using="owner"), owner.cursor() as cursor:
-            cursor.execute("SELECT set_config('app.firm_id', %s, true)", [str(firm_a.firm.pk)])
-            cursor.execute(sql)
-
     for sql in (f"UPDATE {table} SET ok = true", f"DELETE FROM {table}", f"TRUNCATE {table}"):
         with pytest.raises(DatabaseError, match="append-only"):
-            as_owner(sql)
+            owner_execute(firm_a.firm, sql)
 
     (kept,) = checks(firm_a.firm)
     assert (kept.pk, kept.ok, kept.message) == (broken.pk, False, broken.message)
-    with owner.cursor() as cursor:
-        privileges = {}
-        for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"):
-            cursor.execute(
-                "SELECT has_table_privilege(%s, %s, %s)", [application_role(), table, privilege]
-            )
-            privileges[privilege] = cursor.fetchone()[0]
-    assert privileges == {
-        "SELECT": True,
-        "INSERT": True,
-        "UPDATE": False,
-        "DELETE": False,
-        "TRUNCATE": False,
-    }

@@ -129,27 +129,9 @@ def portfolio_make(
 
 
 def bench_book_seed(firm: Firm, *, n: int, k: int, seed: int, noise: float | None = None) -> None:
-    """A synthetic book of ``n`` portfolios x ``k`` positions (``portfolios.bench_book``),
-    its noise calibrated so that about a tenth are outside their bands at D1 unless
-    given; committed block by block, as the benchmark seeds it."""
-    from django.db import transaction
-
+    """A synthetic book of ``n`` portfolios x ``k`` positions, as the benchmark seeds it
+    (``portfolios.bench_book.calibrated_book_seed``), committed block by block."""
     from portfolios import bench_book
-    from portfolios.services_book import rebalance_policy_default_get
-    from portfolios.services_rebalance import engine_policy, policy_snapshot
 
     with firm_context(firm):
-        with transaction.atomic():
-            market = bench_book.market_make(k=k, seed=seed)
-            policy = engine_policy(policy_snapshot(rebalance_policy_default_get(firm=firm)))
-        if noise is None:
-            noise, _, _ = bench_book.calibrate(n=n, k=k, seed=seed, market=market, policy=policy)
-        bench_book.seed_book(
-            firm=firm,
-            n=n,
-            k=k,
-            seed=seed,
-            market=market,
-            noise=noise,
-            cash_target=policy.cash_target,
-        )
+        bench_book.calibrated_book_seed(firm=firm, n=n, k=k, seed=seed, noise=noise)

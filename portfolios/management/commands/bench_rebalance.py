@@ -66,11 +66,8 @@ from portfolios.models_rebalance import (
     RunStatus,
     RunTrigger,
 )
-from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_rebalance import (
     ORDER_COLUMNS,
-    engine_policy,
-    policy_snapshot,
     rebalance_chunk_compute,
     rebalance_run_start,
 )
@@ -370,24 +367,12 @@ class Command(BaseCommand):
         started = time.perf_counter()
         firm = Firm.objects.create(name="Benchmark firm", slug=f"bench-{time.time_ns()}")
         with firm_context(firm):
-            with transaction.atomic():
-                market = bench_book.market_make(k=k, seed=seed)
-                default_policy = rebalance_policy_default_get(firm=firm)
-            policy = engine_policy(policy_snapshot(default_policy))
-            noise, predicted, sample = bench_book.calibrate(
-                n=n, k=k, seed=seed, market=market, policy=policy
-            )
-            counts = bench_book.seed_book(
-                firm=firm,
-                n=n,
-                k=k,
-                seed=seed,
-                market=market,
-                noise=noise,
-                cash_target=policy.cash_target,
-                progress=self._progress(show, "seeding", n),
+            seeded = bench_book.calibrated_book_seed(
+                firm=firm, n=n, k=k, seed=seed, progress=self._progress(show, "seeding", n)
             )
             self._end_progress(show)
+        market, counts = seeded.market, seeded.counts
+        noise, predicted, sample = seeded.noise, seeded.predicted_share, seeded.calibration_sample
         with connections["owner"].cursor() as cursor:
             cursor.execute("ANALYZE " + ", ".join(SEEDED_TABLES))
         figures.update(
