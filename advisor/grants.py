@@ -2,8 +2,7 @@
 
 The application role may read and write every table, TRUNCATE none, and on the
 audit table, the chain verifications and the strategy version tables only INSERT and
-SELECT. It owns nothing,
-so row-level security applies.
+SELECT. It owns nothing, so row-level security applies.
 """
 
 from __future__ import annotations
