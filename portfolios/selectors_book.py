@@ -29,7 +29,7 @@ from django.db.models.functions import Coalesce
 
 from accounts.book_selectors import portfolio_list_visible
 from accounts.models import Membership
-from portfolios.models import Portfolio
+from portfolios.models import Portfolio, PortfolioStatus
 from portfolios.models_holdings import CashFlow, CashFlowKind, CashFlowStatus, Holding, LedgerEntry
 from portfolios.models_market import Asset, Price, PriceStatus
 from portfolios.models_rebalance import Order, RebalancePolicy
@@ -330,6 +330,7 @@ def book_drift_matrix(
     *,
     membership: Membership,
     portfolio_ids: Iterable[int] | None = None,
+    open_only: bool = False,
     as_of: dt.date | None = None,
 ) -> DriftMatrix:
     """Drift per asset class of every portfolio the caller sees (portfolios x classes):
@@ -337,8 +338,10 @@ def book_drift_matrix(
     engine sets it (the strategy's weights scaled by one less the policy's cash target,
     and the cash target itself). Prices are the latest usable close (on or before
     ``as_of`` when given). Portfolios without a strategy (or whose strategy has no
-    version) are left out. Seven queries in all."""
+    version) are left out, and closed ones with ``open_only``. Seven queries in all."""
     visible = portfolio_list_visible(membership=membership).filter(strategy__isnull=False)
+    if open_only:
+        visible = visible.filter(status=PortfolioStatus.OPEN)
     if portfolio_ids is not None:
         visible = visible.filter(pk__in=list(portfolio_ids))
     portfolios = list(

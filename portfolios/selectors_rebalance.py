@@ -361,11 +361,14 @@ def book_drift_by_class(
         .filter(status=PortfolioStatus.OPEN, strategy__isnull=False)
         .select_related("client__household")
     }
-    matrix = book_drift_matrix(membership=membership, portfolio_ids=list(portfolios), as_of=as_of)
+    # The same filters, not a list of ids: a book of 100,000 would be one long IN list.
+    matrix = book_drift_matrix(membership=membership, open_only=True, as_of=as_of)
     labels = dict(AssetClass.choices)
     rows = []
     for row in matrix.rows:
-        p = portfolios[row.portfolio_id]
+        p = portfolios.get(row.portfolio_id)
+        if p is None:  # opened between the two reads
+            continue
         rows.append(
             DriftRow(
                 portfolio_id=p.pk,

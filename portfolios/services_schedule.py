@@ -33,6 +33,7 @@ from portfolios.services_book import rebalance_policy_default_get
 from portfolios.services_rebalance import (
     CHUNK_SIZE,
     ChunkState,
+    RebalanceError,
     chunk_state_load,
     engine_policy,
     portfolio_scope_ids,
@@ -102,7 +103,7 @@ def drift_scan(
     firm = require_firm()
     as_of = as_of or timezone.localdate()
     if chunk_size < 1:
-        raise ValueError(f"chunk_size: {chunk_size}, expected at least 1")
+        raise RebalanceError("chunk_size", "must be at least 1")
     with transaction.atomic():
         # Every open portfolio following a strategy; those under calendar-only policies
         # are dropped per chunk, where their effective policy is known anyway.

@@ -349,6 +349,34 @@ def test_drift_matrix_runs_a_fixed_number_of_queries(
     assert len(matrix.rows) == 31
 
 
+def test_the_page_leaves_out_closed_and_frozen_portfolios_the_api_keeps(
+    book: Book, tiny: dict[str, Any]
+) -> None:
+    firm = book.world.firm
+    with firm_context(firm), transaction.atomic():
+        shut = {
+            status: Portfolio.objects.create(
+                client=book.client, number=f"S-{status}", account_type="taxable",
+                strategy=tiny["strategy"], status=status,
+            ).pk
+            for status in ("closed", "frozen")
+        }  # fmt: skip
+        opened = Portfolio.objects.create(
+            client=book.client, number="S-open", account_type="taxable", strategy=tiny["strategy"]
+        ).pk
+    membership = _membership(book.world.user(Role.FIRM_ADMIN), book)
+    with firm_context(firm), transaction.atomic():
+        everything = {r.portfolio_id for r in book_drift_matrix(membership=membership).rows}
+        open_only = {
+            r.portfolio_id for r in book_drift_matrix(membership=membership, open_only=True).rows
+        }
+        page = {r.portfolio_id for r in book_drift_by_class(membership=membership).rows}
+    assert set(shut.values()) <= everything
+    assert opened in open_only
+    assert not set(shut.values()) & open_only
+    assert page == open_only
+
+
 # --- API and access ------------------------------------------------------------------------
 
 

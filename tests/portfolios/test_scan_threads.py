@@ -15,6 +15,7 @@ from accounts.tenancy.context import current_firm_id, firm_context
 from portfolios import bench_book
 from portfolios.bulk import map_on_connections
 from portfolios.models import Portfolio
+from portfolios.services_rebalance import RebalanceError
 from portfolios.services_schedule import drift_scan
 
 from .rebalance_factories import bench_book_seed, portfolio_make, strategy_make
@@ -115,5 +116,6 @@ def test_threaded_drift_scan_finds_what_the_sequential_one_finds(firm_a):
 
 
 def test_drift_scan_refuses_an_empty_chunk_size(firm_a):
-    with firm_context(firm_a.firm), pytest.raises(ValueError, match="chunk_size"):
+    with firm_context(firm_a.firm), pytest.raises(RebalanceError, match="chunk_size") as refused:
         drift_scan(chunk_size=0)
+    assert refused.value.field == "chunk_size"
