@@ -103,6 +103,13 @@ def test_tiny_book_in_place() -> None:
     assert f["worst_outside_phases_seconds"] == pytest.approx(
         f["worst_seconds"] - sum(f["phases"].values()), abs=1e-5
     )
+    # Three chunks of 20, one per "fifth": each chunk's time holds its phases and is
+    # part of the run's.
+    chunk_ms = f["worst_chunk_ms_by_fifth"]
+    assert len(chunk_ms) == 3
+    assert all(ms > 0 for ms in chunk_ms)
+    assert sum(f["phases"].values()) <= sum(chunk_ms) / 1000 + 1e-3
+    assert sum(chunk_ms) / 1000 < f["worst_seconds"]
     for key in ("ratio_to_floor", "speedup_vs_naive", "per_portfolio_ms", "typical_seconds"):
         assert f["targets"][key]["value"] == f[key]
         assert isinstance(f["targets"][key]["met"], bool)

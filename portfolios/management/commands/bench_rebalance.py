@@ -121,6 +121,7 @@ class Timed:
     seconds: float
     start_seconds: float  # rebalance_run_start alone
     worker_rss_kb: list[tuple[int, int]]  # (peak, at fork) per worker
+    chunk_seconds: list[float]  # each chunk's compute, in the chunks' order
 
 
 # --------------------------------------------------------------------------- scratch database
@@ -170,8 +171,9 @@ def _worker(
     workers: int,
 ) -> None:
     """A forked worker: computes the chunks it takes from ``tasks`` until it reads None,
-    each in its own transaction, then reports its peak resident set (KB). Like a
-    Celery worker of concurrency ``workers``, it knows how many share the host."""
+    each in its own transaction, then reports its peak resident set (KB) and each
+    chunk's time. Like a Celery worker of concurrency ``workers``, it knows how many
+    share the host."""
     # What the fork handed over (the parent's pages, shared until written): it counts in
     # the worker's resident set, and grows with whatever the parent holds at the time.
     at_fork_kb = _resident_kb()
@@ -179,12 +181,16 @@ def _worker(
     # As a production worker runs: Django's debug log of every query (dev settings)
     # grows with each chunk, 0.18 MB a chunk, and would be measured as the run's.
     settings.DEBUG = False
+    seconds: dict[int, float] = {}
     try:
         with firm_context(firm):
             while (index := tasks.get()) is not None:
+                started = time.perf_counter()
                 with transaction.atomic():
                     rebalance_chunk_compute(run_id=run_id, portfolio_ids=chunks[index].tolist())
-        results.put(("ok", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, at_fork_kb)))
+                seconds[index] = time.perf_counter() - started
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        results.put(("ok", (peak_kb, at_fork_kb, seconds)))
     except BaseException:
         results.put(("error", traceback.format_exc()))
     finally:
@@ -198,9 +204,9 @@ def compute_in_workers(
     chunks: list[np.ndarray],
     workers: int,
     progress: Callable[[], None] | None = None,
-) -> list[tuple[int, int]]:
-    """Compute a run's chunks in ``workers`` forked processes; each one's peak resident
-    set and its resident set when it started, as forked (KB)."""
+) -> tuple[list[tuple[int, int]], list[float]]:
+    """Compute a run's chunks in ``workers`` forked processes: each one's peak resident
+    set and its resident set when it started, as forked (KB); each chunk's time."""
     connections.close_all()  # a forked child must open its own connection
     _release_freed_memory()
     context = mp.get_context("fork")
@@ -246,7 +252,11 @@ def compute_in_workers(
     errors = [detail for status, detail in reports if status == "error"]
     if errors:
         raise CommandError(f"a bench worker failed:\n{errors[0]}")
-    return [(int(peak), int(at_fork)) for _, (peak, at_fork) in reports]
+    seconds = {index: s for _, (_, _, per) in reports for index, s in per.items()}
+    return (
+        [(int(peak), int(at_fork)) for _, (peak, at_fork, _) in reports],
+        [seconds[index] for index in range(len(chunks))],
+    )
 
 
 def _release_freed_memory() -> None:
@@ -483,6 +493,13 @@ class Command(BaseCommand):
                     "worst_2_workers": round(max(p for p, _ in worst_more.worker_rss_kb) / 1024, 1),
                 },
                 "phases": worst.run.timings,
+                # Whether a chunk costs more as the tables grow: the 1-worker worst run's
+                # chunks in order, their mean time per fifth of the run.
+                "worst_chunk_ms_by_fifth": [
+                    round(1000 * float(part.mean()), 1)
+                    for part in np.array_split(np.array(worst.chunk_seconds), 5)
+                    if len(part)
+                ],
                 # The worst run's time outside its chunks' phases: starting the run, forking
                 # the worker, each chunk's bookkeeping and the run's summary.
                 "worst_start_seconds": round(worst.start_seconds, 6),
@@ -528,7 +545,7 @@ class Command(BaseCommand):
                     )
                     draw(done.get())
 
-        rss = compute_in_workers(
+        rss, chunk_seconds = compute_in_workers(
             firm=firm,
             run_id=run.pk,
             chunks=chunks,
@@ -544,7 +561,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{label}: run {run.pk} computed {run.chunks_done} of {run.chunks_total} chunks"
             )
-        return Timed(run=run, seconds=seconds, start_seconds=start_seconds, worker_rss_kb=rss)
+        return Timed(
+            run=run,
+            seconds=seconds,
+            start_seconds=start_seconds,
+            worker_rss_kb=rss,
+            chunk_seconds=chunk_seconds,
+        )
 
     @staticmethod
     def _rows_written(firm: Firm, run_id: int) -> dict[str, int]:
